@@ -1,0 +1,872 @@
+"""Bit-exact golden model of the BN unit: forward, backward and inference, per docs/bn-spec.md.
+
+Every arithmetic step is one call of :mod:`lightnorm.golden.fp` (or :mod:`lightnorm.golden.bfp`
+for the stream codecs) in the format the spec names, in the spec's order; accumulations are
+sequential loops over positions exactly as the hardware streams them.  The RTL in ``rtl/bn/``
+must reproduce these bits.
+
+Two levels of API:
+
+* stream level (``forward_stream``, ``backward_stream``, ``inference_stream``): bit patterns in,
+  bit patterns out, shape ``(m, Cp)`` (positions in (n, h, w) stream order, channels padded to a
+  multiple of G).  This is what the hardware sees, and what a testbench can drive with arbitrary
+  bit patterns (NaN, Inf, subnormals).
+* layer level (``forward``, ``backward``, ``inference``): NCHW float64 arrays in, a result object
+  out with the stream beats a testbench sends and expects (command, data-in, data-out, result
+  streams, docs/bn-spec.md section 7) and float64 views of every output.
+
+``op_counts`` counts the operations the model actually executes, per pass and per format, for
+the energy model.
+"""
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import fp
+from .bnconfig import BNConfig
+from .formats import FloatFormat
+
+__all__ = [
+    "MODES", "check_m", "chunk_layout", "range_constant", "host_constants",
+    "layer_to_stream", "stream_to_layer", "pad_channels", "encode_tensor", "tensor_beats",
+    "decode_output", "forward_stream", "backward_stream", "inference_stream",
+    "ForwardResult", "BackwardResult", "InferenceResult", "forward", "backward", "inference",
+    "backward_inputs", "command_beats", "din_beats", "result_beats", "parse_result_beat",
+    "parse_command_beat", "unpack_words", "op_counts",
+]
+
+#: Command ``mode`` field values.
+MODES = {"forward": 0, "backward": 1, "inference": 2}
+
+# Exact float64 views of BFP outputs: BFP values have <= 24 significant bits and 8-bit shared
+# exponents; FP32 with subnormals holds all of them for the presets (decode is then exact).
+_VIEW_FMT = FloatFormat(8, 23)
+
+
+# -- counting executor ----------------------------------------------------------------------------
+class _Ops:
+    """Calls the golden fp functions and counts executed element operations per phase."""
+
+    def __init__(self):
+        self.counts = Counter()
+        self.phase = "setup"
+
+    def __call__(self, op, fmt, *args, n=None):
+        out = getattr(fp, op)(fmt, *args)
+        self.counts[(self.phase, op, fmt.name)] += int(np.size(out) if n is None else n)
+        return out
+
+    def cv(self, src, bits, dst, n=None):
+        """``fp.convert``; counted only when the formats differ (equal formats: a no-op)."""
+        if src == dst:
+            return np.asarray(bits).astype(dst.dtype)
+        out = fp.convert(src, bits, dst)
+        self.counts[(self.phase, "convert", f"{src.name}->{dst.name}")] += int(
+            np.size(out) if n is None else n)
+        return out
+
+    def count(self, op, name, n):
+        self.counts[(self.phase, op, name)] += int(n)
+
+
+# -- host-side rules ----------------------------------------------------------------------------
+def check_m(cfg, m, mode="forward"):
+    """Validate the positions per channel ``m`` for ``cfg`` and ``mode`` (bn-spec section 3).
+
+    Every mode needs ``1 <= m <= max_m``; training range BN also ``m >= 2*K``.
+    """
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)):
+        raise ValueError(f"m must be an integer, not {m!r}")
+    m = int(m)
+    if not 1 <= m <= cfg.max_m:
+        raise ValueError(f"m must be between 1 and max_m ({cfg.max_m}), not {m}")
+    if cfg.algorithm == "range" and mode != "inference" and m < 2 * cfg.chunks:
+        raise ValueError(f"m must be at least 2*chunks ({2 * cfg.chunks}) for range BN, not {m}")
+    return m
+
+
+def chunk_layout(cfg, m):
+    """Chunk starts and lengths: ``q = m // K``, the first ``m % K`` chunks one longer.
+
+    Returns
+    -------
+    starts, lengths : ndarray of int64, shape (K,)
+    """
+    q, r = divmod(int(m), cfg.chunks)
+    lengths = np.array([q + 1 if j < r else q for j in range(cfg.chunks)], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return starts, lengths
+
+
+def range_constant(m, chunks):
+    """Range-BN constant ``1 / sqrt(2 ln(m / K))`` (float64)."""
+    return 1.0 / math.sqrt(2.0 * math.log(m / chunks))
+
+
+def host_constants(cfg, m, mode):
+    """Command-header constants the host precomputes for one layer.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    m : int
+        Positions per channel (N*H*W).
+    mode : str
+        ``"forward"``, ``"backward"`` or ``"inference"``.
+
+    Returns
+    -------
+    dict
+        ``q, r`` (chunk length / remainder, 0 for conventional), ``inv_m``, ``ck``, ``eps``
+        as Python ints (bit patterns of the mode's accumulator format; 0 where unused).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {tuple(MODES)}, not {mode!r}")
+    m = check_m(cfg, m, mode)
+    acc = cfg.bwd_acc_fmt if mode == "backward" else cfg.fwd_acc_fmt
+    out = {"q": 0, "r": 0, "inv_m": 0, "ck": 0, "eps": 0}
+    if mode == "inference":
+        return out
+    if cfg.algorithm == "range":
+        out["q"], out["r"] = divmod(m, cfg.chunks)
+    out["inv_m"] = int(fp.encode(acc, 1.0 / m))
+    if cfg.algorithm == "range" and (mode == "forward" or cfg.grad == "range"):
+        out["ck"] = int(fp.encode(acc, range_constant(m, cfg.chunks) / cfg.chunks))
+    if mode == "forward":
+        out["eps"] = int(fp.encode(acc, cfg.eps))
+    return out
+
+
+# -- layout and stream codecs --------------------------------------------------------------------
+def layer_to_stream(x):
+    """NCHW array -> (m, C) in stream order (positions in n, h, w order)."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must be NCHW (4 dimensions), not shape {x.shape}")
+    n, c, h, w = x.shape
+    return x.transpose(0, 2, 3, 1).reshape(n * h * w, c)
+
+
+def stream_to_layer(s, shape):
+    """(m, >=C) stream-order array -> NCHW of ``shape`` (padding channels dropped)."""
+    n, c, h, w = shape
+    return np.asarray(s)[:, :c].reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+def pad_channels(cfg, a, value=0.0):
+    """Pad the last axis (channels) to a multiple of ``cfg.lanes`` with ``value``."""
+    a = np.asarray(a)
+    c = a.shape[-1]
+    cp = -(-c // cfg.lanes) * cfg.lanes
+    if cp == c:
+        return a
+    pad = [(0, 0)] * (a.ndim - 1) + [(0, cp - c)]
+    return np.pad(a, pad, constant_values=value)
+
+
+def _tensor_fmts(cfg, name):
+    bfmt = getattr(cfg, f"{name}_bfp")
+    fmt = cfg.fwd_fmt if name in ("x", "y") else cfg.bwd_fmt
+    return bfmt, fmt
+
+
+def _pack_words(fmt, words, lanes):
+    """(..., Cp) words -> (ngroups, ...) object array of Python ints (lane 0 in the low bits)."""
+    w = np.asarray(words).astype(np.int64)
+    lead = w.shape[:-1]
+    g = w.reshape(lead + (-1, lanes)).astype(object)          # (..., ng, G)
+    shifts = np.array([lane * fmt.width for lane in range(lanes)], dtype=object)
+    packed = (g << shifts).sum(axis=-1)                        # (..., ng)
+    return np.moveaxis(packed, -1, 0)
+
+
+def unpack_words(fmt, beats, lanes):
+    """Inverse of the plain-word packing: Python ints -> (..., G) array of ``fmt.dtype``."""
+    b = np.asarray(beats, dtype=object)
+    mask = (1 << fmt.width) - 1
+    out = np.empty(b.shape + (lanes,), dtype=fmt.dtype)
+    for lane in range(lanes):
+        out[..., lane] = np.vectorize(lambda v, s=lane * fmt.width: (int(v) >> s) & mask,
+                                      otypes=[np.int64])(b)
+    return out
+
+
+def encode_tensor(cfg, name, bits):
+    """What the host sends for tensor ``name`` (``"x"`` or ``"dy"``) and what the unit decodes.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    name : str
+        ``"x"`` (words of ``fwd_fmt``) or ``"dy"`` (words of ``bwd_fmt``).
+    bits : array, shape (m, Cp)
+        Element bit patterns (already padded), in the element format.
+
+    Returns
+    -------
+    decoded : ndarray, shape (m, Cp)
+        The element values the lanes see: BFP-encoded then decoded into the element format
+        (``bfp.decode``), or ``bits`` itself for plain FP words.
+    beats : ndarray of object, shape (ngroups, m)
+        Packed stream payloads (Python ints) per channel group and position.
+    """
+    bfmt, fmt = _tensor_fmts(cfg, name)
+    bits = np.asarray(bits).astype(fmt.dtype)
+    m, cp = bits.shape
+    ng = cp // cfg.lanes
+    if bfmt is None:
+        return bits, _pack_words(fmt, bits, cfg.lanes)
+    from . import bfp
+    grouped = bits.reshape(m, ng, cfg.lanes)
+    shared, elems = bfp.encode(bfmt, fmt, grouped)
+    decoded = bfp.decode(bfmt, shared, elems, fmt).reshape(m, cp)
+    beats = np.asarray(bfp.pack(bfmt, shared, elems), dtype=object).reshape(m, ng).T
+    return decoded, beats
+
+
+def tensor_beats(cfg, name, acc_bits, acc_fmt, ops=None):
+    """Round an output tensor (``"y"`` or ``"dx"``) once from its accumulator format.
+
+    Returns
+    -------
+    beats : ndarray of object, shape (ngroups, m)
+    view : ndarray of float64, shape (m, Cp)
+        Exact values of what was sent.
+    """
+    ops = ops or _Ops()
+    bfmt, fmt = _tensor_fmts(cfg, name)
+    acc_bits = np.asarray(acc_bits)
+    m, cp = acc_bits.shape
+    ng = cp // cfg.lanes
+    if bfmt is None:
+        words = ops.cv(acc_fmt, acc_bits, fmt)
+        return _pack_words(fmt, words, cfg.lanes), fp.decode(fmt, words)
+    from . import bfp
+    shared, elems = bfp.encode(bfmt, acc_fmt, acc_bits.reshape(m, ng, cfg.lanes))
+    ops.count("bfp_encode", f"{acc_fmt.name}->{bfmt.name}", acc_bits.size)
+    view = fp.decode(_VIEW_FMT, bfp.decode(bfmt, shared, elems, _VIEW_FMT)).reshape(m, cp)
+    beats = np.asarray(bfp.pack(bfmt, shared, elems), dtype=object).reshape(m, ng).T
+    return beats, view
+
+
+def decode_output(cfg, name, beats):
+    """Data-out beats (ngroups, m) of tensor ``name`` -> float64 (m, Cp) (exact values)."""
+    bfmt, fmt = _tensor_fmts(cfg, name)
+    beats = np.asarray(beats, dtype=object)
+    ng, m = beats.shape
+    if bfmt is None:
+        words = unpack_words(fmt, beats.T, cfg.lanes)            # (m, ng, G)
+        return fp.decode(fmt, words).reshape(m, ng * cfg.lanes)
+    from . import bfp
+    shared, elems = bfp.unpack(bfmt, beats.T)
+    return fp.decode(_VIEW_FMT, bfp.decode(bfmt, shared, elems, _VIEW_FMT)).reshape(
+        m, ng * cfg.lanes)
+
+
+# -- the model at stream level ---------------------------------------------------------------
+def _seq_accumulate(ops, fmt, terms):
+    """Sequential sum over axis 0 from +0: ``acc = add(acc, terms[p])`` in stream order."""
+    acc = np.zeros(terms.shape[1:], dtype=fmt.dtype)
+    for p in range(terms.shape[0]):
+        acc = ops("add", fmt, acc, terms[p])
+    return acc
+
+
+def _chunk_extrema(ops, cfg, x, starts, lengths):
+    """Per-chunk max/min of F words ``x`` (m, Cp) and their positions (first occurrence).
+
+    The chunks advance in lock step (they are independent, so this is the hardware's sequence
+    per chunk): at the chunk's first position the comparator sees ``max(x, x)`` (the word
+    itself, subnormals flushed for FTZ formats, NaN canonical); afterwards ``max(cur, x)``, and
+    the position is taken when the result differs from ``cur`` as a bit pattern.
+    """
+    F = cfg.fwd_fmt
+    first = x[starts]                                           # (K, Cp)
+    mx = ops("max", F, first, first)
+    mn = ops("min", F, first, first)
+    amax = np.broadcast_to(starts[:, None], mx.shape).copy()
+    amin = amax.copy()
+    for t in range(1, int(lengths.max())):
+        active = (t < lengths)[:, None]
+        idx = np.minimum(starts + t, x.shape[0] - 1)
+        cand = x[idx]
+        n = int(active.sum()) * x.shape[1]
+        nmx = ops("max", F, mx, cand, n=n)
+        nmn = ops("min", F, mn, cand, n=n)
+        take_max = active & (nmx != mx)
+        take_min = active & (nmn != mn)
+        mx = np.where(active, nmx, mx).astype(F.dtype)
+        mn = np.where(active, nmn, mn).astype(F.dtype)
+        amax = np.where(take_max, idx[:, None], amax)
+        amin = np.where(take_min, idx[:, None], amin)
+    return mx, mn, amax.T.copy(), amin.T.copy()              # positions as (Cp, K)
+
+
+def _is_zero(fmt, bits):
+    """+-0 bit patterns (the hardware's zero detect on exponent and mantissa)."""
+    return (np.asarray(bits).astype(np.int64) & (fmt.sign_mask - 1)) == 0
+
+
+def forward_stream(cfg, x, gamma, beta, ops=None):
+    """Forward (training) pass of the unit on stream bit patterns (docs/bn-spec.md section 4).
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    x : array, shape (m, Cp)
+        ``fwd_fmt`` words the lanes see (after BFP decoding), positions in stream order.
+    gamma, beta : array, shape (Cp,)
+        ``fwd_acc_fmt`` words from the command.
+    ops : _Ops, optional
+        Operation counter (internal).
+
+    Returns
+    -------
+    dict
+        ``y_acc`` (m, Cp) ``fwd_acc_fmt`` words before the output rounding; per lane (Cp,)
+        ``fwd_acc_fmt`` words ``sum, mu, sig, s, a, b``; ``amax, amin`` (Cp, K) int64 positions
+        or None; ``consts`` (the host constants).
+    """
+    if not isinstance(cfg, BNConfig):
+        raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
+    ops = ops or _Ops()
+    F, A = cfg.fwd_fmt, cfg.fwd_acc_fmt
+    x = np.asarray(x).astype(F.dtype)
+    m = check_m(cfg, x.shape[0])
+    k = host_constants(cfg, m, "forward")
+    inv_m, ck, eps = (np.asarray(k[n], dtype=A.dtype) for n in ("inv_m", "ck", "eps"))
+    gamma = np.asarray(gamma).astype(A.dtype)
+    beta = np.asarray(beta).astype(A.dtype)
+
+    ops.phase = "fwd_pass1"
+    xa = ops.cv(F, x, A)                                       # exact (A holds F): wiring
+    total = _seq_accumulate(ops, A, xa)
+    amax = amin = None
+    if cfg.algorithm == "range":
+        starts, lengths = chunk_layout(cfg, m)
+        mx, mn, amax, amin = _chunk_extrema(ops, cfg, x, starts, lengths)
+
+    ops.phase = "fwd_final"
+    mu = ops("mul", A, total, inv_m)
+    if cfg.algorithm == "range":
+        ext = ops.cv(F, np.stack([mx, mn], axis=1), A)          # (K, 2, Cp)
+        sums = _seq_accumulate(ops, A, ext)                     # chunk order; max and min
+        rng = ops("sub", A, sums[0], sums[1])
+        sig = ops("mul", A, rng, ck)
+        spread = rng
+        den = ops("add", A, sig, eps)
+    else:
+        ops.phase = "fwd_pass2"
+        d = ops("sub", A, xa, mu)
+        vsum = _seq_accumulate(ops, A, ops("mul", A, d, d))
+        ops.phase = "fwd_final"
+        sig = ops("mul", A, vsum, inv_m)
+        spread = vsum
+        den = ops("sqrt", A, ops("add", A, sig, eps))
+    one = np.asarray(fp.encode(A, 1.0), dtype=A.dtype)
+    s = ops("div", A, one, den)
+    # Zero-spread rule: a constant channel gets s = +0, i.e. x_hat = 0, y = beta, dx = 0.
+    s = np.where(_is_zero(A, spread), 0, s).astype(A.dtype)
+    a = ops("mul", A, gamma, s)
+    b = ops("sub", A, beta, ops("mul", A, mu, a))
+
+    ops.phase = "fwd_pass2" if cfg.algorithm == "range" else "fwd_pass3"
+    y_acc = ops("add", A, ops("mul", A, a, xa), b)
+    return {"y_acc": y_acc, "sum": total, "mu": mu, "sig": sig, "s": s, "a": a, "b": b,
+            "amax": amax, "amin": amin, "consts": k}
+
+
+def inference_stream(cfg, x, a, b, ops=None):
+    """Inference pass: ``y = add(mul(a, x), b)`` in ``fwd_acc_fmt``; returns y_acc (m, Cp)."""
+    ops = ops or _Ops()
+    F, A = cfg.fwd_fmt, cfg.fwd_acc_fmt
+    x = np.asarray(x).astype(F.dtype)
+    check_m(cfg, x.shape[0], "inference")
+    ops.phase = "inf_pass"
+    xa = ops.cv(F, x, A)
+    a = np.asarray(a).astype(A.dtype)
+    b = np.asarray(b).astype(A.dtype)
+    return ops("add", A, ops("mul", A, a, xa), b)
+
+
+def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
+    """Backward pass of the unit on stream bit patterns (docs/bn-spec.md section 5).
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    x : array, shape (m, Cp)
+        ``fwd_fmt`` words (the same x the forward pass saw).
+    dy : array, shape (m, Cp)
+        ``bwd_fmt`` words (after BFP decoding).
+    gamma, mu, s : array, shape (Cp,)
+        ``bwd_acc_fmt`` words from the command.
+    amax, amin : array, shape (Cp, K), optional
+        Chunk argmax/argmin positions from the forward pass (grad ``"range"`` only).
+
+    Returns
+    -------
+    dict
+        ``dx_acc`` (m, Cp) ``bwd_acc_fmt`` words before the output rounding; ``dgamma, dbeta,
+        a, c0`` and ``c1`` (bn) or ``c2, c0p, c0m`` (range), (Cp,) words; ``consts``.
+    """
+    if not isinstance(cfg, BNConfig):
+        raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
+    ops = ops or _Ops()
+    F, B, AB = cfg.fwd_fmt, cfg.bwd_fmt, cfg.bwd_acc_fmt
+    x = np.asarray(x).astype(F.dtype)
+    dy = np.asarray(dy).astype(B.dtype)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, not {dy.shape}")
+    m = check_m(cfg, x.shape[0])
+    k = host_constants(cfg, m, "backward")
+    inv_m, ck = (np.asarray(k[n], dtype=AB.dtype) for n in ("inv_m", "ck"))
+    gamma, mu, s = (np.asarray(v).astype(AB.dtype) for v in (gamma, mu, s))
+
+    ops.phase = "bwd_pass1"
+    xab = ops.cv(F, x, AB)
+    dya = ops.cv(B, dy, AB)
+    d = ops("sub", AB, xab, mu)
+    xh = ops("mul", AB, d, s)
+    pr = ops("mul", AB, dya, xh)
+    acc = _seq_accumulate(ops, AB, np.stack([pr, dya], axis=1))   # (2, Cp): dgamma, dbeta
+    dgamma, dbeta = acc[0], acc[1]
+
+    ops.phase = "bwd_final"
+    a = ops("mul", AB, gamma, s)
+    dbm = ops("mul", AB, dbeta, inv_m)
+    c0 = ops("mul", AB, a, dbm)
+    out = {"dgamma": dgamma, "dbeta": dbeta, "a": a, "c0": c0, "consts": k}
+    if cfg.grad == "bn":
+        dgm = ops("mul", AB, dgamma, inv_m)
+        c1 = ops("mul", AB, ops("mul", AB, a, s), dgm)
+        out["c1"] = c1
+    else:
+        if amax is None or amin is None:
+            raise ValueError("amax and amin are required for grad 'range'")
+        amax = np.asarray(amax, dtype=np.int64)
+        amin = np.asarray(amin, dtype=np.int64)
+        want = (x.shape[1], cfg.chunks)
+        if amax.shape != want or amin.shape != want:
+            raise ValueError(f"amax and amin must have shape {want}, not {amax.shape}, "
+                             f"{amin.shape}")
+        c2 = ops("mul", AB, ops("mul", AB, a, dgamma), ck)
+        c0p = ops("add", AB, c0, c2)
+        c0m = ops("sub", AB, c0, c2)
+        out.update(c2=c2, c0p=c0p, c0m=c0m)
+
+    ops.phase = "bwd_pass2"
+    t = ops("mul", AB, a, dya)
+    if cfg.grad == "bn":
+        d2 = ops("sub", AB, xab, mu)                      # recomputed: the same bits as pass 1
+        q = ops("mul", AB, c1, d2)
+        dx = ops("sub", AB, ops("sub", AB, t, c0), q)
+    else:
+        starts, lengths = chunk_layout(cfg, m)
+        chunk_of = np.repeat(np.arange(cfg.chunks), lengths)     # (m,)
+        pos = np.arange(m)[:, None]
+        ismax = pos == amax.T[chunk_of]                           # (m, Cp)
+        ismin = pos == amin.T[chunk_of]
+        sel = np.where(ismax & ~ismin, c0p, np.where(ismin & ~ismax, c0m, c0))
+        dx = ops("sub", AB, t, sel.astype(AB.dtype))
+    out["dx_acc"] = dx
+    return out
+
+
+# -- layer-level API ----------------------------------------------------------------------------
+def _as_layer(name, v):
+    v = np.asarray(v, dtype=np.float64)
+    if v.ndim != 4:
+        raise ValueError(f"{name} must be NCHW (4 dimensions), not shape {v.shape}")
+    return v
+
+
+def _as_channels(name, v, c):
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != (c,):
+        raise ValueError(f"{name} must have shape ({c},), not {v.shape}")
+    return v
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """Outputs of :func:`forward` (bit patterns padded to Cp channels, float64 views to C).
+
+    Attributes
+    ----------
+    cfg : BNConfig
+    shape : tuple
+        NCHW shape of the layer.
+    x_bits : ndarray (m, Cp)
+        ``fwd_fmt`` words the lanes saw.
+    x_beats : ndarray of object (ngroups, m)
+        Data-in x payloads.
+    gamma_bits, beta_bits : ndarray (Cp,)
+        ``fwd_acc_fmt`` command words.
+    y : ndarray (N, C, H, W) float64
+        Exact values of the output stream.
+    y_beats : ndarray of object (ngroups, m)
+        Data-out payloads.
+    stats : dict
+        ``fwd_acc_fmt`` words (Cp,): ``mu, sig, s, a, b``.
+    amax, amin : ndarray (Cp, K) or None
+    mu, sig, s : ndarray (C,) float64
+    """
+
+    cfg: BNConfig
+    shape: tuple
+    x_bits: np.ndarray
+    x_beats: np.ndarray
+    gamma_bits: np.ndarray
+    beta_bits: np.ndarray
+    y: np.ndarray
+    y_beats: np.ndarray
+    y_acc: np.ndarray
+    stats: dict
+    amax: np.ndarray
+    amin: np.ndarray
+    consts: dict
+
+    @property
+    def m(self):
+        return self.x_bits.shape[0]
+
+    def _view(self, key):
+        return fp.decode(self.cfg.fwd_acc_fmt, self.stats[key])[:self.shape[1]]
+
+    @property
+    def mu(self):
+        return self._view("mu")
+
+    @property
+    def sig(self):
+        return self._view("sig")
+
+    @property
+    def s(self):
+        return self._view("s")
+
+
+@dataclass(frozen=True)
+class BackwardResult:
+    """Outputs of :func:`backward`.
+
+    Attributes
+    ----------
+    dx : ndarray (N, C, H, W) float64
+        Exact values of the dx stream.
+    dx_beats, dy_beats : ndarray of object (ngroups, m)
+    dy_bits : ndarray (m, Cp)
+        ``bwd_fmt`` words the lanes saw.
+    dgamma_bits, dbeta_bits : ndarray (Cp,)
+        ``bwd_acc_fmt`` words (result stream).
+    dgamma, dbeta : ndarray (C,) float64
+    inputs : dict
+        Command words (``gamma, mu, s``, positions).
+    """
+
+    cfg: BNConfig
+    shape: tuple
+    dy_bits: np.ndarray
+    dy_beats: np.ndarray
+    dx: np.ndarray
+    dx_beats: np.ndarray
+    dx_acc: np.ndarray
+    dgamma_bits: np.ndarray
+    dbeta_bits: np.ndarray
+    inputs: dict
+    internals: dict
+    consts: dict
+
+    @property
+    def dgamma(self):
+        return fp.decode(self.cfg.bwd_acc_fmt, self.dgamma_bits)[:self.shape[1]]
+
+    @property
+    def dbeta(self):
+        return fp.decode(self.cfg.bwd_acc_fmt, self.dbeta_bits)[:self.shape[1]]
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """Outputs of :func:`inference`: ``y`` (NCHW float64), ``y_beats``, ``a_bits``, ``b_bits``."""
+
+    cfg: BNConfig
+    shape: tuple
+    x_bits: np.ndarray
+    x_beats: np.ndarray
+    a_bits: np.ndarray
+    b_bits: np.ndarray
+    y: np.ndarray
+    y_beats: np.ndarray
+
+
+def _quantize_x(cfg, x):
+    xs = pad_channels(cfg, layer_to_stream(np.asarray(x, dtype=np.float64)))
+    return encode_tensor(cfg, "x", fp.encode(cfg.fwd_fmt, xs))
+
+
+def forward(cfg, x, gamma, beta, *, ops=None):
+    """Forward training pass of one layer.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    x : array (N, C, H, W)
+        Activations (float64); the host rounds them into ``fwd_fmt`` (``fp.encode``) and then
+        into ``x_bfp`` groups of G channels at one position.
+    gamma, beta : array (C,)
+        Parameters, rounded into ``fwd_acc_fmt``; padding lanes get 0.
+
+    Returns
+    -------
+    ForwardResult
+    """
+    ops = ops or _Ops()
+    x = _as_layer("x", x)
+    shape, c = x.shape, x.shape[1]
+    A = cfg.fwd_acc_fmt
+    gamma_bits = fp.encode(A, pad_channels(cfg, _as_channels("gamma", gamma, c)))
+    beta_bits = fp.encode(A, pad_channels(cfg, _as_channels("beta", beta, c)))
+    x_bits, x_beats = _quantize_x(cfg, x)
+    core = forward_stream(cfg, x_bits, gamma_bits, beta_bits, ops=ops)
+    y_beats, yv = tensor_beats(cfg, "y", core["y_acc"], A, ops)
+    stats = {key: core[key] for key in ("mu", "sig", "s", "a", "b")}
+    return ForwardResult(cfg, tuple(shape), x_bits, x_beats, gamma_bits, beta_bits,
+                         stream_to_layer(yv, shape), y_beats, core["y_acc"], stats,
+                         core["amax"], core["amin"], core["consts"])
+
+
+def backward_inputs(cfg, fwd, gamma):
+    """Backward command words from a forward result (the host's conversion rule).
+
+    ``mu`` and ``s`` are the forward results converted once into ``bwd_acc_fmt``
+    (``fp.convert``); gamma is rounded from float64 into ``bwd_acc_fmt``; padding lanes 0.
+    """
+    A, AB = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+    c = fwd.shape[1]
+    return {"gamma": fp.encode(AB, pad_channels(cfg, _as_channels("gamma", gamma, c))),
+            "mu": fp.convert(A, fwd.stats["mu"], AB),
+            "s": fp.convert(A, fwd.stats["s"], AB),
+            "amax": fwd.amax, "amin": fwd.amin}
+
+
+def backward(cfg, dy, gamma, fwd, *, ops=None):
+    """Backward pass of one layer, using the x and statistics of a :func:`forward` result.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    dy : array (N, C, H, W)
+        Output gradient (float64), rounded into ``bwd_fmt`` then ``dy_bfp``.
+    gamma : array (C,)
+    fwd : ForwardResult
+        The forward pass of the same layer with the same ``cfg``.
+
+    Returns
+    -------
+    BackwardResult
+    """
+    ops = ops or _Ops()
+    if fwd.cfg != cfg:
+        raise ValueError("fwd was computed with a different BNConfig")
+    dy = np.asarray(dy, dtype=np.float64)
+    if dy.shape != fwd.shape:
+        raise ValueError(f"dy must have the layer shape {fwd.shape}, not {dy.shape}")
+    B, AB = cfg.bwd_fmt, cfg.bwd_acc_fmt
+    dys = pad_channels(cfg, layer_to_stream(dy))
+    dy_bits, dy_beats = encode_tensor(cfg, "dy", fp.encode(B, dys))
+    inp = backward_inputs(cfg, fwd, gamma)
+    core = backward_stream(cfg, fwd.x_bits, dy_bits, inp["gamma"], inp["mu"], inp["s"],
+                           inp["amax"], inp["amin"], ops=ops)
+    dx_beats, dxv = tensor_beats(cfg, "dx", core["dx_acc"], AB, ops)
+    internals = {k: v for k, v in core.items() if k not in ("dx_acc", "consts")}
+    return BackwardResult(cfg, fwd.shape, dy_bits, dy_beats, stream_to_layer(dxv, fwd.shape),
+                          dx_beats, core["dx_acc"], core["dgamma"], core["dbeta"], inp,
+                          internals, core["consts"])
+
+
+def inference(cfg, x, a, b):
+    """Inference pass ``y = a*x + b`` with host-given per-channel a, b (float64, rounded into
+    ``fwd_acc_fmt``).  Returns an :class:`InferenceResult`."""
+    x = _as_layer("x", x)
+    c = x.shape[1]
+    A = cfg.fwd_acc_fmt
+    a_bits = fp.encode(A, pad_channels(cfg, _as_channels("a", a, c)))
+    b_bits = fp.encode(A, pad_channels(cfg, _as_channels("b", b, c)))
+    x_bits, x_beats = _quantize_x(cfg, x)
+    y_acc = inference_stream(cfg, x_bits, a_bits, b_bits)
+    y_beats, yv = tensor_beats(cfg, "y", y_acc, A)
+    return InferenceResult(cfg, x.shape, x_bits, x_beats, a_bits, b_bits,
+                           stream_to_layer(yv, x.shape), y_beats)
+
+
+# -- stream beats (docs/bn-spec.md section 7) -----------------------------------------------------
+def _fields(values_widths):
+    """Concatenate (value, width) pairs LSB first into one Python int (values masked)."""
+    out, shift = 0, 0
+    for value, width in values_widths:
+        out |= (int(value) & ((1 << width) - 1)) << shift
+        shift += width
+    return out
+
+
+def _positions(cfg, pos):
+    mb = cfg.m_bits
+    return [(p, mb) for p in pos]
+
+
+def _lane_beat(cfg, p0, p1, p2, amax=None, amin=None):
+    cw = cfg.const_width
+    f = [(p0, cw), (p1, cw), (p2, cw)]
+    if cfg.has_positions:
+        zeros = [0] * cfg.chunks
+        f += _positions(cfg, zeros if amax is None else amax)
+        f += _positions(cfg, zeros if amin is None else amin)
+    return _fields(f)
+
+
+def command_beats(cfg, mode, m, p0, p1=None, p2=None, amax=None, amin=None):
+    """Command beats for a layer: per channel group one header beat and G lane beats.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    mode : str
+        ``"forward"`` (p0 = gamma, p1 = beta), ``"backward"`` (p0 = gamma, p1 = mu, p2 = s,
+        amax/amin for grad "range") or ``"inference"`` (p0 = a, p1 = b).
+    m : int
+    p0, p1, p2 : array (Cp,)
+        Lane words (accumulator format of the mode); None = 0.
+    amax, amin : array (Cp, K), optional
+
+    Returns
+    -------
+    ndarray of object, shape (ngroups, G + 1)
+        Python-int payloads, header first.
+    """
+    k = host_constants(cfg, m, mode)
+    p0 = np.asarray(p0)
+    cp = p0.shape[0]
+    zero = np.zeros(cp, dtype=np.int64)
+    p1 = zero if p1 is None else np.asarray(p1)
+    p2 = zero if p2 is None else np.asarray(p2)
+    send_pos = mode == "backward" and cfg.has_positions
+    if send_pos and (amax is None or amin is None):
+        raise ValueError("amax and amin are required for a backward command with grad 'range'")
+    cw, mb = cfg.const_width, cfg.m_bits
+    header = _fields([(MODES[mode], 2), (m, mb), (k["q"], mb), (k["r"], cfg.r_bits),
+                      (k["inv_m"], cw), (k["ck"], cw), (k["eps"], cw)])
+    ng = cp // cfg.lanes
+    out = np.empty((ng, cfg.lanes + 1), dtype=object)
+    for g in range(ng):
+        out[g, 0] = header
+        for lane in range(cfg.lanes):
+            c = g * cfg.lanes + lane
+            out[g, 1 + lane] = _lane_beat(cfg, p0[c], p1[c], p2[c],
+                                          amax[c] if send_pos else None,
+                                          amin[c] if send_pos else None)
+    return out
+
+
+def _unfields(value, widths):
+    out, shift = [], 0
+    for w in widths:
+        out.append((int(value) >> shift) & ((1 << w) - 1))
+        shift += w
+    return out
+
+
+def parse_command_beat(cfg, beat, header):
+    """Decode one command payload into a dict of fields (``header`` selects the layout)."""
+    cw, mb, kk = cfg.const_width, cfg.m_bits, cfg.chunks
+    if header:
+        names = ("mode", "m", "q", "r", "inv_m", "ck", "eps")
+        return dict(zip(names, _unfields(beat, (2, mb, mb, cfg.r_bits, cw, cw, cw))))
+    return parse_result_beat(cfg, beat, names=("p0", "p1", "p2"))
+
+
+def parse_result_beat(cfg, beat, names=("r0", "r1", "r2")):
+    """Decode one result-stream payload: three constant slots and, with positions,
+    ``amax``/``amin`` lists of K positions."""
+    cw, mb, kk = cfg.const_width, cfg.m_bits, cfg.chunks
+    widths = [cw, cw, cw] + ([mb] * (2 * kk) if cfg.has_positions else [])
+    vals = _unfields(beat, widths)
+    out = dict(zip(names, vals[:3]))
+    if cfg.has_positions:
+        out["amax"] = vals[3:3 + kk]
+        out["amin"] = vals[3 + kk:]
+    return out
+
+
+def result_beats(cfg, result):
+    """Expected result-stream payloads (ngroups, G) for a ForwardResult or BackwardResult."""
+    if isinstance(result, ForwardResult):
+        words = (result.stats["mu"], result.stats["sig"], result.stats["s"])
+        amax, amin = result.amax, result.amin
+    elif isinstance(result, BackwardResult):
+        words = (result.dgamma_bits, result.dbeta_bits, np.zeros_like(result.dgamma_bits))
+        amax = amin = None
+    else:
+        raise TypeError(f"result must be a ForwardResult or BackwardResult, not {result!r}")
+    cp = words[0].shape[0]
+    out = np.empty((cp // cfg.lanes, cfg.lanes), dtype=object)
+    for c in range(cp):
+        out[c // cfg.lanes, c % cfg.lanes] = _lane_beat(
+            cfg, words[0][c], words[1][c], words[2][c],
+            None if amax is None else amax[c], None if amin is None else amin[c])
+    return out
+
+
+def din_beats(cfg, mode, x_beats, dy_beats=None):
+    """Data-in payloads per group for one command: ``x | dy << XW``, repeated once per pass.
+
+    Returns an object array (ngroups, passes * m): forward 2 (range) or 3 (conventional)
+    passes, backward 2, inference 1.
+    """
+    x_beats = np.asarray(x_beats, dtype=object)
+    if mode == "backward":
+        if dy_beats is None:
+            raise ValueError("dy_beats are required for a backward command")
+        one = x_beats + (np.asarray(dy_beats, dtype=object) << cfg.tensor_width("x"))
+        passes = 2
+    elif mode in ("forward", "inference"):
+        one = x_beats
+        passes = cfg.forward_passes if mode == "forward" else 1
+    else:
+        raise ValueError(f"mode must be one of {tuple(MODES)}, not {mode!r}")
+    return np.concatenate([one] * passes, axis=1)
+
+
+# -- operation counts -----------------------------------------------------------------------------
+def op_counts(cfg, m=256, seed=0):
+    """Operations the model executes, per pass, per element (passes) or per channel (finalize).
+
+    Runs :func:`forward` and :func:`backward` on one group of G channels of standard normal
+    data (m positions, ``seed``) and divides the counted element operations by ``m * G``
+    (streaming passes) or ``G`` (``*_final`` phases).
+
+    Returns
+    -------
+    dict
+        ``{phase: {"op fmt": count}}``, e.g. ``{"fwd_pass1": {"add e5m12_rtz": 1.0, ...}}``.
+        Exact conversions between formats are listed as ``convert``; ``bfp_encode`` is the
+        output rounding per element.
+    """
+    rng = np.random.default_rng(seed)
+    g = cfg.lanes
+    x = rng.standard_normal((1, g, m, 1))
+    dy = rng.standard_normal((1, g, m, 1))
+    ops = _Ops()
+    fwd = forward(cfg, x, np.ones(g), np.zeros(g), ops=ops)
+    backward(cfg, dy, np.ones(g), fwd, ops=ops)
+    out = {}
+    for (phase, op, name), n in sorted(ops.counts.items()):
+        per = g if phase.endswith("final") else m * g
+        if phase == "setup":
+            continue
+        out.setdefault(phase, {})[f"{op} {name}"] = n / per
+    return out

@@ -1,0 +1,75 @@
+"""Helpers shared by the BN unit's blocks: arithmetic units used as combinational cores.
+
+The BN unit never does arithmetic of its own: every add, multiply, min/max, divide, square root,
+conversion and BFP coding step is one of the foundation units (``rtl/fpadd.py`` ... ``rtl/bfp.py``).
+Inside the BN datapaths those units are instantiated with ``stages=0`` -- pure combinational cores
+whose stream handshakes are tied off (``i.valid = 1``, ``o.ready = 1``) -- and the BN unit places
+its own pipeline registers around them with :class:`lightnorm.rtl.pipeline.Pipeline`.  One
+``Pipeline`` per datapath gives a whole-datapath stall and lets side-band data (positions, lane
+flags) ride along in the same registers, which chained per-unit pipelines could not guarantee.
+"""
+
+from amaranth.hdl import Value
+
+__all__ = ["core", "fp_add", "fp_sub", "fp_mul", "fp_minmax", "fp_convert"]
+
+
+def core(m, name, unit, **fields):
+    """Add ``unit`` (built with ``stages=0``) as submodule ``name``; drive its input payload.
+
+    Parameters
+    ----------
+    m : Module
+    name : str
+        Submodule name (unique in ``m``), so synthesis reports the core under it.
+    unit : wiring.Component
+        A foundation unit with ``i``/``o`` streams and ``latency == 0``.
+    **fields
+        Input payload fields (``a=..., b=...``) or ``payload=...`` for a unary unit.
+
+    Returns
+    -------
+    Value
+        The unit's output payload (combinational in the inputs).
+    """
+    if unit.latency != 0:
+        raise ValueError(f"core {name!r} must be combinational (stages=0), not latency "
+                         f"{unit.latency}")
+    m.submodules[name] = unit
+    m.d.comb += [unit.i.valid.eq(1), unit.o.ready.eq(1)]
+    if "payload" in fields:
+        m.d.comb += Value.cast(unit.i.payload).eq(fields.pop("payload"))
+    for key, value in fields.items():
+        m.d.comb += getattr(unit.i.payload, key).eq(value)
+    return unit.o.payload
+
+
+def fp_add(m, name, fmt, a, b, sub=0):
+    """``a + b`` (or ``a - b`` when ``sub``) in ``fmt`` through a combinational FPAddSub."""
+    from lightnorm.rtl.fpadd import FPAddSub
+    return core(m, name, FPAddSub(fmt, stages=0), a=a, b=b, sub=sub)
+
+
+def fp_sub(m, name, fmt, a, b):
+    """``a - b`` in ``fmt`` through a combinational FPAddSub."""
+    return fp_add(m, name, fmt, a, b, sub=1)
+
+
+def fp_mul(m, name, fmt, a, b):
+    """``a * b`` in ``fmt`` through a combinational FPMul."""
+    from lightnorm.rtl.fpmul import FPMul
+    return core(m, name, FPMul(fmt, stages=0), a=a, b=b)
+
+
+def fp_minmax(m, name, fmt, a, b, is_max):
+    """``max(a, b)`` (``is_max``) or ``min(a, b)`` in ``fmt`` through a combinational FPMinMax."""
+    from lightnorm.rtl.fpminmax import FPMinMax
+    return core(m, name, FPMinMax(fmt, stages=0), a=a, b=b, max=is_max)
+
+
+def fp_convert(m, name, src, dst, a):
+    """Convert ``a`` from ``src`` to ``dst`` through a combinational FPConvert (none if equal)."""
+    if src == dst:
+        return a
+    from lightnorm.rtl.fpconvert import FPConvert
+    return core(m, name, FPConvert(src, dst, stages=0), payload=a)

@@ -1,0 +1,60 @@
+"""Small helpers shared by the study parts: CSV/JSON writing and a headless matplotlib."""
+
+import csv
+import json
+import os
+
+import numpy as np
+
+__all__ = ["write_csv", "write_json", "pyplot", "relative_errors"]
+
+
+def write_csv(path, rows):
+    """Write a list of dicts (same keys, in order) as CSV; floats keep 6 significant digits."""
+    if not rows:
+        raise ValueError(f"no rows to write to {path}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, (float, np.floating)) else v)
+                        for k, v in r.items()})
+
+
+def write_json(path, obj):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, default=float)
+
+
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend (the study runs headless)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def relative_errors(got, ref):
+    """Relative RMS and relative max error of ``got`` against ``ref``.
+
+    Both are normalized by the RMS of the reference, so an element-wise max error is comparable
+    with the RMS error and tensors whose entries are near zero (dx, dbeta) do not blow up.
+    Non-finite results count as infinite error.
+
+    Returns
+    -------
+    rel_rms, rel_max : float
+    """
+    got = np.asarray(got, np.float64)
+    ref = np.asarray(ref, np.float64)
+    if got.shape != ref.shape:
+        raise ValueError(f"shape mismatch: got {got.shape}, reference {ref.shape}")
+    if not np.all(np.isfinite(got)):
+        return float("inf"), float("inf")
+    scale = np.sqrt(np.mean(ref * ref))
+    if scale == 0:
+        scale = 1.0
+    diff = got - ref
+    return float(np.sqrt(np.mean(diff * diff)) / scale), float(np.max(np.abs(diff)) / scale)

