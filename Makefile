@@ -49,6 +49,17 @@ test-long: $(STAMP)  ## the full matrix: all units x formats x modes x depths, 1
 synth: $(STAMP)  ## Yosys area reports -> build/reports/area.{json,csv,md,png}
 	$(RUN) $(VPY) -m lightnorm.synth --out $(BUILD)/reports
 
+FPGA_STAMP := $(VENV)/.installed-fpga
+$(FPGA_STAMP): $(STAMP)
+	$(VPY) -m pip install --quiet -e ".[test,synth,fpga]"
+	@touch $@
+
+fpga: $(FPGA_STAMP)  ## ECP5 LUTs/FFs/DSPs/Fmax (yowasp nextpnr, out of context) -> build/reports/fpga.*
+	$(RUN) $(VPY) -m lightnorm.synth.fpga --out $(BUILD)/reports
+
+sweep: $(STAMP)  ## BN area vs exponent/mantissa bits, BFP group = lanes -> build/reports/sweep.{csv,png}
+	$(RUN) $(VPY) -m lightnorm.synth.sweep --out $(BUILD)/reports
+
 clean:  ## remove build outputs
 	rm -rf $(BUILD) sim_build .pytest_cache
 

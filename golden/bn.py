@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fp
+from . import bfp, fp
 from .bnconfig import BNConfig
 from .formats import FloatFormat
 
@@ -219,7 +219,6 @@ def encode_tensor(cfg, name, bits):
     ng = cp // cfg.lanes
     if bfmt is None:
         return bits, _pack_words(fmt, bits, cfg.lanes)
-    from . import bfp
     grouped = bits.reshape(m, ng, cfg.lanes)
     shared, elems = bfp.encode(bfmt, fmt, grouped)
     decoded = bfp.decode(bfmt, shared, elems, fmt).reshape(m, cp)
@@ -244,7 +243,6 @@ def tensor_beats(cfg, name, acc_bits, acc_fmt, ops=None):
     if bfmt is None:
         words = ops.cv(acc_fmt, acc_bits, fmt)
         return _pack_words(fmt, words, cfg.lanes), fp.decode(fmt, words)
-    from . import bfp
     shared, elems = bfp.encode(bfmt, acc_fmt, acc_bits.reshape(m, ng, cfg.lanes))
     ops.count("bfp_encode", f"{acc_fmt.name}->{bfmt.name}", acc_bits.size)
     view = fp.decode(_VIEW_FMT, bfp.decode(bfmt, shared, elems, _VIEW_FMT)).reshape(m, cp)
@@ -260,7 +258,6 @@ def decode_output(cfg, name, beats):
     if bfmt is None:
         words = unpack_words(fmt, beats.T, cfg.lanes)            # (m, ng, G)
         return fp.decode(fmt, words).reshape(m, ng * cfg.lanes)
-    from . import bfp
     shared, elems = bfp.unpack(bfmt, beats.T)
     return fp.decode(_VIEW_FMT, bfp.decode(bfmt, shared, elems, _VIEW_FMT)).reshape(
         m, ng * cfg.lanes)
@@ -628,10 +625,14 @@ def forward(cfg, x, gamma, beta, *, ops=None):
     ops = ops or _Ops()
     x = _as_layer("x", x)
     shape, c = x.shape, x.shape[1]
+    check_m(cfg, shape[0] * shape[2] * shape[3])
     A = cfg.fwd_acc_fmt
     gamma_bits = fp.encode(A, pad_channels(cfg, _as_channels("gamma", gamma, c)))
     beta_bits = fp.encode(A, pad_channels(cfg, _as_channels("beta", beta, c)))
     x_bits, x_beats = _quantize_x(cfg, x)
+    if cfg.x_bfp is not None:        # the unit decodes x in every pass
+        for k in range(1, cfg.forward_passes + 1):
+            ops.counts[(f"fwd_pass{k}", "bfp_decode", cfg.x_bfp.name)] += x_bits.size
     core = forward_stream(cfg, x_bits, gamma_bits, beta_bits, ops=ops)
     y_beats, yv = tensor_beats(cfg, "y", core["y_acc"], A, ops)
     stats = {key: core[key] for key in ("mu", "sig", "s", "a", "b")}
@@ -680,6 +681,12 @@ def backward(cfg, dy, gamma, fwd, *, ops=None):
     dys = pad_channels(cfg, layer_to_stream(dy))
     dy_bits, dy_beats = encode_tensor(cfg, "dy", fp.encode(B, dys))
     inp = backward_inputs(cfg, fwd, gamma)
+    # the unit decodes dy in both passes, x in pass 1 and (grad "bn") pass 2
+    for phase in ("bwd_pass1", "bwd_pass2"):
+        if cfg.dy_bfp is not None:
+            ops.counts[(phase, "bfp_decode", cfg.dy_bfp.name)] += dy_bits.size
+        if cfg.x_bfp is not None and (phase == "bwd_pass1" or cfg.grad == "bn"):
+            ops.counts[(phase, "bfp_decode", cfg.x_bfp.name)] += dy_bits.size
     core = backward_stream(cfg, fwd.x_bits, dy_bits, inp["gamma"], inp["mu"], inp["s"],
                            inp["amax"], inp["amin"], ops=ops)
     dx_beats, dxv = tensor_beats(cfg, "dx", core["dx_acc"], AB, ops)
@@ -782,7 +789,7 @@ def _unfields(value, widths):
 
 def parse_command_beat(cfg, beat, header):
     """Decode one command payload into a dict of fields (``header`` selects the layout)."""
-    cw, mb, kk = cfg.const_width, cfg.m_bits, cfg.chunks
+    cw, mb = cfg.const_width, cfg.m_bits
     if header:
         names = ("mode", "m", "q", "r", "inv_m", "ck", "eps")
         return dict(zip(names, _unfields(beat, (2, mb, mb, cfg.r_bits, cw, cw, cw))))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace, fields
 
 import numpy as np
 
+from . import fp
 from .formats import FloatFormat, BfpFormat, FP32, BF16, FP10_154, FP10_163, ROUNDING_MODES
 
 __all__ = ["ALGORITHMS", "GRADIENTS", "BNConfig", "LIGHTNORM", "LIGHTNORM_RNE", "FP32_BN",
@@ -149,7 +150,6 @@ class BNConfig:
             raise ValueError(f"eps must be finite and >= 0, not {self.eps!r}")
         object.__setattr__(self, "eps", float(self.eps))
         if self.eps > 0:
-            from . import fp
             if fp.decode(self.fwd_acc_fmt, fp.encode(self.fwd_acc_fmt, self.eps)) == 0:
                 raise ValueError(f"eps ({self.eps!r}) rounds to zero in fwd_acc_fmt "
                                  f"({self.fwd_acc_fmt})")

@@ -24,7 +24,7 @@ from .formats import FloatFormat
 
 __all__ = [
     "ZERO", "SUBNORMAL", "NORMAL", "INF", "NAN", "CLASS_NAMES", "SIG_LIMIT_BITS",
-    "fields", "classify", "unpack", "normalize", "bit_length", "round_pack",
+    "fields", "classify", "unpack", "normalize", "bit_length", "round_shift", "round_pack",
     "encode", "decode", "add", "sub", "mul", "div", "sqrt", "min", "max", "convert",
     "is_nan",
 ]
@@ -166,6 +166,47 @@ def normalize(fmt, sig, exp):
 
 
 # -- the one rounding function --------------------------------------------------------------------
+def round_shift(rounding, sig, shift, sticky=False):
+    """Shift ``sig`` right by ``shift`` bits and round the result to an integer: THE rounding rule.
+
+    :func:`round_pack` (floating-point results) and the BFP encoder (fixed grid of a group)
+    both round with this function, so rne/rtz are defined in exactly one place.
+
+    Parameters
+    ----------
+    rounding : {"rne", "rtz"}
+    sig : int64 array, ``0 <= sig < 2**62``
+    shift : int64 array
+        ``shift <= 0``: exact left shift by ``-shift`` (at most 62 - bit_length(sig), and
+        ``sticky`` must be 0 there).  ``shift >= 1``: ``kept = sig >> shift``, guard bit
+        ``g = bit shift-1``, ``rest = (bits shift-2..0 != 0) | sticky``; shifts of 63 or more
+        act like 63 (every bit of ``sig`` lies below the guard position).
+    sticky : bool array
+        Non-zero bits below ``sig``'s LSB.
+
+    Returns
+    -------
+    int64 array
+        rne: ``kept + (g & (rest | kept & 1))`` (ties to even); rtz: ``kept``.
+    """
+    sig = np.asarray(sig, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    sticky = np.asarray(sticky).astype(bool)
+    # Exact (left-shift) branch.
+    left = np.clip(-shift, 0, 63)
+    mag_exact = sig << left
+    # Rounding (right-shift) branch: drop counts >= 63 all mean "every bit is below the guard".
+    sr = np.clip(shift, 1, 63)
+    kept = sig >> sr
+    if rounding == "rne":
+        guard = (sig >> (sr - 1)) & 1
+        rest = ((sig & ((np.int64(1) << (sr - 1)) - 1)) != 0) | sticky
+        kept = kept + (guard & (rest | (kept & 1)))
+    elif rounding != "rtz":
+        raise ValueError(f"rounding must be 'rne' or 'rtz', not {rounding!r}")
+    return np.where(shift <= 0, mag_exact, kept)
+
+
 def round_pack(fmt, sign, exp, sig, sticky):
     """Round an unrounded intermediate once into ``fmt`` and pack it: THE rounding function.
 
@@ -197,13 +238,13 @@ def round_pack(fmt, sign, exp, sig, sticky):
 
     1. ``n = bit_length(sig)``; leading-one exponent ``e = exp + n - 1``.
     2. Result exponent ``er = max(e, emin)`` (``emin = 1 - bias``): below ``emin`` the result is
-       on the subnormal grid.  ``sig == 0`` gives ``er = emin`` (so the packed result is 0).  Result LSB exponent ``k = er - man_bits``; drop count
-       ``s = k - exp``.
+       on the subnormal grid.  ``sig == 0`` gives ``er = emin`` (so the packed result is 0).
+       Result LSB exponent ``k = er - man_bits``; drop count ``s = k - exp``.
     3. ``s <= 0``: exact, ``mag = sig << -s``.  ``s >= 1``: ``mag = sig >> s``, guard bit
        ``g = bit s-1 of sig``, ``rest = (bits s-2..0 of sig != 0) | sticky``; drop counts above
        63 behave like 63 (everything is below the guard bit).
     4. Increment: rne ``inc = g & (rest | (mag & 1))`` (ties to even); rtz ``inc = 0``.
-       ``mag += inc``.
+       ``mag += inc``.  (Steps 3-4 are :func:`round_shift`.)
     5. Pack: ``enc = ((er - emin) << man_bits) + mag``.  ``mag`` carries the hidden bit for
        normal results, so the addition yields the biased exponent field; a rounding carry out of
        the significand (``mag == 2**precision``) or from the largest subnormal into the smallest
@@ -245,19 +286,7 @@ def round_pack(fmt, sign, exp, sig, sticky):
         raise ValueError("round_pack: sticky is set but sig has no bit below the result's LSB "
                          "(give sig at least precision+1 significant bits)")
 
-    # Exact (left-shift) branch; the shift is at most man_bits for a non-zero sig.
-    left = np.clip(-s, 0, 63)
-    mag_exact = np.where(s <= 0, sig << left, 0)
-    # Rounding (right-shift) branch: drop counts >= 63 all mean "every bit is below the guard".
-    sr = np.clip(s, 1, 63)
-    kept = sig >> sr
-    guard = (sig >> (sr - 1)) & 1
-    rest = ((sig & ((np.int64(1) << (sr - 1)) - 1)) != 0) | sticky
-    if fmt.rounding == "rne":
-        inc = guard & (rest | (kept & 1))
-    else:
-        inc = np.zeros_like(kept)
-    mag = np.where(s <= 0, mag_exact, kept + inc)
+    mag = round_shift(fmt.rounding, sig, s, sticky)
 
     enc = ((er - emin) << m) + mag
     overflow = enc >= fmt.pos_inf
@@ -301,7 +330,7 @@ def encode(fmt, values):
 
 
 def decode(fmt, bits):
-    """Exact float64 values of bit patterns (fmt's subnormal inputs flushed if ``subnormals=False``).
+    """Exact float64 values of bit patterns (subnormal inputs flushed if ``fmt.subnormals`` is False).
 
     NaN patterns decode to ``nan``, infinities to ``+-inf``, negative zero to ``-0.0``.
     """

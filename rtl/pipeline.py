@@ -37,11 +37,12 @@ def cut_positions(stages, cuts):
     """Which of ``cuts`` marked places get a register, for ``stages`` register stages.
 
     Returns a sorted list of ``min(stages, cuts)`` distinct indices in ``range(cuts)``, spread
-    evenly (one stage over three cuts picks the middle one).  Stages beyond ``cuts`` go after the
-    output (see :meth:`Pipeline.connect`).
+    evenly and rounded towards the output (one stage over three cuts picks the middle one, over
+    two cuts the second: the rounding stage is usually the longest path).  Stages beyond ``cuts``
+    go after the output (see :meth:`Pipeline.connect`).
     """
     n = min(stages, cuts)
-    return [((k + 1) * (cuts + 1)) // (n + 1) - 1 for k in range(n)]
+    return [-(-(k + 1) * (cuts + 1) // (n + 1)) - 1 for k in range(n)]
 
 
 class Pipeline:

@@ -155,6 +155,11 @@ class RoundPack(wiring.Component):
         Width of the ``sig`` port, >= 1.
     exp_width : int
         Width of the signed ``exp`` port, >= 2.
+    exp_min : int or None, keyword-only
+        The smallest value the caller ever drives on ``exp`` (None: anything the port holds).
+        When even the smallest ``exp`` keeps ``sig``'s top bit in the normal range, the
+        right shifter for results below it is left out (saves a ``sig_width`` barrel shifter
+        in adders and widening conversions).  Driving a smaller ``exp`` then gives wrong results.
 
     Attributes
     ----------
@@ -171,10 +176,13 @@ class RoundPack(wiring.Component):
         The packed result.
     """
 
-    def __init__(self, fmt, sig_width, exp_width):
+    def __init__(self, fmt, sig_width, exp_width, *, exp_min=None):
         self.fmt = check_float_format("fmt", fmt)
         self.sig_width = check_positive_int("sig_width", sig_width, 1)
         self.exp_width = check_positive_int("exp_width", exp_width, 2)
+        if exp_min is not None and (isinstance(exp_min, bool) or not isinstance(exp_min, int)):
+            raise TypeError(f"exp_min must be an integer or None, not {exp_min!r}")
+        self.exp_min = exp_min
         super().__init__({
             "sign": In(1),
             "exp": In(signed(exp_width)),
@@ -195,18 +203,29 @@ class RoundPack(wiring.Component):
         w = max(self.sig_width, p + 1)
         sig = Cat(Const(0, w - self.sig_width), self.sig)
 
-        # 1. Normalize: MSB of `norm` at bit w-1.  `be` = biased exponent of that MSB.
+        # 1. Normalize.  `e0` = biased exponent `sig`'s top bit would have; a left shift by `lz`
+        #    puts the leading one there.  The shift is clamped at `room = e0 - 1`, which brings
+        #    the LSB grid down to the subnormal grid (exponent field 1 and 0 share it), so a value
+        #    below the normal range ends up as a subnormal without a second shift.
+        e0 = _wire(m, self.exp + (self.sig_width - 1 + fmt.bias), "e0")
+        room = e0 - 1
         lz = _wire(m, leading_zeros(sig), "lz")
-        norm = _wire(m, (sig << lz)[:w], "norm")
-        be = _wire(m, self.exp + (self.sig_width - 1 + fmt.bias) - lz, "be")
+        left = _wire(m, Mux(room <= 0, 0, Mux(lz > room, room, lz))[:len(lz)], "left")
+        norm = _wire(m, (sig << left)[:w], "norm")
+        # Exponent field before the hidden bit is added (step 4): e0 - 1 - left, 0 when clamped.
+        exp_base = _wire(m, Mux(room > left, room - left, 0), "exp_base")
 
-        # 2. Below the normal range, shift right onto the subnormal grid (1 - be more places);
-        #    bits shifted out join the sticky bit.
-        rs = Mux(be < 1, 1 - be, 0)
-        rs = _wire(m, Mux(rs > w, w, rs)[:bits_for(w)], "rs")
-        kept, lost = shift_right_sticky(norm, rs)
-        kept = _wire(m, kept, "kept")
-        lost = _wire(m, lost, "lost")
+        # 2. If even the top bit lies below the normal range (e0 < 1), shift right onto the
+        #    subnormal grid; bits shifted out join the sticky bit.  Statically absent when the
+        #    caller's `exp_min` rules it out (adders, widening conversions).
+        if self.exp_min is None or self.exp_min + self.sig_width - 1 + fmt.bias < 1:
+            rs = Mux(e0 < 1, 1 - e0, 0)
+            rs = _wire(m, Mux(rs > w, w, rs)[:bits_for(w)], "rs")
+            kept, lost = shift_right_sticky(norm, rs)
+            kept = _wire(m, kept, "kept")
+            lost = _wire(m, lost, "lost")
+        else:
+            kept, lost = norm, C(0, 1)
 
         # 3. Round to p bits: mant | guard | rest -> sticky.
         mant = kept[w - p:]
@@ -221,10 +240,9 @@ class RoundPack(wiring.Component):
         rounded = _wire(m, (mant + inc)[:p + 1], "rounded")
 
         # 4. Pack.  `rounded`'s bits above the fraction (hidden bit, carry) add to the exponent
-        #    field: a normal value contributes be-1 plus its hidden 1, a carry out of the mantissa
+        #    field: a normal value contributes e-1 plus its hidden 1, a carry out of the mantissa
         #    adds one more, and a subnormal that rounds up to 2**man_bits becomes the smallest
         #    normal on its own.
-        exp_base = Mux(be >= 1, be - 1, 0)
         exp_field = _wire(m, exp_base + rounded[fmt.man_bits:], "exp_field")
         frac = rounded[:fmt.man_bits]
         overflow = exp_field >= fmt.exp_all_ones
@@ -257,7 +275,9 @@ class Unpack(wiring.Component):
     """Split a bit pattern of ``fmt`` into sign, exponent and significand, and classify it.
 
     Combinational.  For a finite input the value is ``(-1)**sign * sig * 2**(exp - man_bits)``,
-    i.e. ``exp`` is the unbiased exponent of the hidden-bit position.  Subnormal inputs are flushed
+    i.e. ``exp`` is the unbiased exponent of the hidden-bit position (golden
+    :func:`lightnorm.golden.fp.unpack` returns the LSB exponent, ``exp - man_bits``; the units
+    subtract ``man_bits`` where they hand an LSB exponent to RoundPack).  Subnormal inputs are flushed
     to zero of the same sign when ``fmt.subnormals`` is False (then ``is_sub`` is never set).
 
     Parameters

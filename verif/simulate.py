@@ -82,7 +82,7 @@ class _CachedVerilator(Verilator):
         except ImportError:
             pass
         key = hashlib.sha1(key_src.encode()).hexdigest()[:12]
-        cache = self.build_dir.parent / f".runtime-{key}"
+        cache = build_root() / "sim" / "verilator" / f".runtime-{key}"
         helper = [sys.executable, "-m", "lightnorm.verif.simulate"]
         return [verilate,
                 helper + ["--restore-runtime", str(cache), str(self.build_dir)],
@@ -137,7 +137,7 @@ def _runner(sim):
 
 
 def _safe(name):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+    return re.sub(r"[^A-Za-z0-9_./-]+", "_", name).strip("_")
 
 
 def run_stream(name, component, stimulus, expected, *, in_formats=None, out_formats=None,

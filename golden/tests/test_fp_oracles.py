@@ -14,8 +14,6 @@ NaNs compare by the canonical-NaN rule: wherever the oracle gives any NaN, the m
 ``fmt.canonical_nan``.  Flush-to-zero is checked against ``flush(oracle(flush(a), flush(b)))``.
 """
 
-import math
-
 import apytypes as apy
 import gfloat
 import ml_dtypes
@@ -24,7 +22,7 @@ import pytest
 
 from lightnorm.golden import fp
 from lightnorm.golden.formats import (BF16, E4M3, E5M2, E6M5, FP10_154, FP10_154_ACC, FP10_163,
-                                      FP10_163_ACC, FP16, FP32, FloatFormat)
+                                      FP10_163_ACC, FP16, FP32)
 from lightnorm.golden.vectors import corners, random_bits, random_pairs
 
 CUSTOM = [FP10_154, FP10_163, E6M5, FP10_154_ACC, FP10_163_ACC, E4M3, E5M2]
@@ -32,6 +30,9 @@ MODES = ["rne", "rtz"]
 BINARY = ["add", "sub", "mul", "div"]
 APY_MODE = {"rne": apy.QuantizationMode.TIES_EVEN, "rtz": apy.QuantizationMode.TO_ZERO}
 GF_MODE = {"rne": gfloat.RoundMode.TiesToEven, "rtz": gfloat.RoundMode.TowardZero}
+
+# The oracles' own casts overflow to Inf and carry NaNs on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in cast:RuntimeWarning")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -96,19 +97,18 @@ def apy_binary(fmt, op, a, b):
     return np.asarray(r.to_bits(), dtype=np.int64)
 
 
-def apy_cast(src, bits, dst):
-    x = apy.APyFloatArray.from_bits(np.asarray(bits, dtype=np.int64), src.exp_bits,
-                                    src.man_bits, src.bias)
-    r = x.cast(dst.exp_bits, dst.man_bits, dst.bias, APY_MODE[dst.rounding])
-    return np.asarray(r.to_bits(), dtype=np.int64)
-
-
 def gf_info(fmt):
     """gfloat FormatInfo of an IEEE-style FloatFormat (subnormals, +-Inf, all high codes NaN)."""
     return gfloat.FormatInfo(fmt.name, fmt.width, fmt.precision, bias=fmt.bias, is_signed=True,
                              domain=gfloat.Domain.Extended, has_nz=True,
                              num_high_nans=(1 << fmt.man_bits) - 1, has_subnormals=True,
                              is_twos_complement=False)
+
+
+def gf_decode(fmt, bits):
+    """gfloat oracle: exact float64 values of fmt bit patterns (subnormals on)."""
+    return np.asarray(gfloat.decode_ndarray(gf_info(fmt), np.asarray(bits, dtype=np.int64)),
+                      dtype=np.float64)
 
 
 def gf_round_bits(fmt, values):
@@ -209,8 +209,9 @@ def test_convert_fp16_fp32():
     assert_bits(FP32, fp.convert(FP16, a16, FP32), ref, a16, what="fp16->fp32")
     rng = np.random.default_rng(5)
     a32 = np.concatenate([corners(FP32), random_bits(FP32, 200_000, rng),
-                          # every fp32 pattern whose exponent lands in fp16's range, random mantissa
-                          ((rng.integers(0, 2, 50_000) << 31) | (rng.integers(100, 145, 50_000) << 23)
+                          # fp32 values with exponents in and around fp16's range
+                          ((rng.integers(0, 2, 50_000) << 31)
+                           | (rng.integers(100, 145, 50_000) << 23)
                            | rng.integers(0, 1 << 23, 50_000)).astype(np.uint32)])
     ref = a32.view(np.float32).astype(np.float16).view(np.uint16)
     assert_bits(FP16, fp.convert(FP32, a32, FP16), ref, a32, what="fp32->fp16")
@@ -321,7 +322,7 @@ def test_custom_sqrt(base, rounding):
     for subnormals in (True, False):
         fmt = base.replace(rounding=rounding, subnormals=subnormals)
         a = _all_or_random(fmt, 100_000, rng)
-        x = fp.decode(fmt.replace(subnormals=True), flush_in(fmt, a) if not subnormals else a)
+        x = gf_decode(fmt, flush_in(fmt, a) if not subnormals else a)
         with np.errstate(invalid="ignore"):
             ref = gf_round_bits(fmt, np.sqrt(x))
         if not subnormals:
@@ -349,7 +350,7 @@ def test_custom_encode(fmt, rounding):
 def test_custom_decode(fmt):
     rng = np.random.default_rng(11)
     a = _all_or_random(fmt, 100_000, rng)
-    ref = np.asarray(gfloat.decode_ndarray(gf_info(fmt), a.astype(np.int64)), dtype=np.float64)
+    ref = gf_decode(fmt, a)
     got = fp.decode(fmt, a)
     assert np.array_equal(got, ref, equal_nan=True)
     assert np.array_equal(np.signbit(got), np.signbit(ref) & ~np.isnan(ref)) or \
@@ -368,17 +369,30 @@ CONVERSIONS = [(FP32, FP10_154), (FP32, FP10_163), (FP32, E4M3), (FP32, E6M5),
 @pytest.mark.parametrize("rounding", MODES)
 @pytest.mark.parametrize("src,dst", CONVERSIONS, ids=lambda f: f.name)
 def test_custom_convert(src, dst, rounding):
-    """Conversions against apytypes casts; source FTZ and destination FTZ by the flush rule."""
+    """Conversions against gfloat (exact decode, one rounding); FTZ by the flush rules.
+
+    Not against apytypes casts: apytypes 0.5.1 ``APyFloatArray.cast`` mis-rounds a subnormal
+    result that rounds up to ``2**(emin-1)`` (E6M3 0x7f = 7.5 * 2**-18 -> E5M4 gives 0x10 =
+    2**-14 instead of the tie-to-even 0x08 = 8 * 2**-18; gfloat and the model agree, see
+    test_convert_subnormal_carry)."""
     rng = np.random.default_rng(12)
     a = _all_or_random(src, 100_000, rng)
     for src_sub in (True, False):
         for dst_sub in (True, False):
             s = src.replace(subnormals=src_sub)
             d = dst.replace(rounding=rounding, subnormals=dst_sub)
-            ref = apy_cast(src, a if src_sub else flush_in(src, a), d)
+            ref = gf_round_bits(d, gf_decode(src, a if src_sub else flush_in(src, a)))
             if not dst_sub:
                 ref = flush_in(d, ref)
             assert_bits(d, fp.convert(s, a, d), ref, a, what=f"{s.name}->")
+
+
+def test_convert_subnormal_carry():
+    """E6M3 0x7f = 1.875 * 2**-16 = 7.5 subnormal ulps of E5M4 (2**-18): a tie between 7 and 8;
+    rne -> 8 (0x08, still subnormal: E5M4 subnormals reach 15 ulps), rtz -> 7."""
+    a = np.array([0x7F, 0x27F], dtype=np.uint16)
+    assert fp.convert(FP10_163, a, FP10_154).tolist() == [0x08, 0x208]
+    assert fp.convert(FP10_163, a, FP10_154.replace(rounding="rtz")).tolist() == [0x07, 0x207]
 
 
 # -- min / max ----------------------------------------------------------------------------------
@@ -401,14 +415,14 @@ def test_minmax_exhaustive(fmt, subnormals):
         both_nan = np.isnan(fa) & np.isnan(fb)
         assert np.all(got[both_nan] == fmt.canonical_nan)
         # Non-NaN results are one of the (flushed) operands, bit for bit.
-        fl_a, fl_b = flush_in(fmt, a) if not subnormals else a, flush_in(fmt, b) if not subnormals else b
+        fl_a = a if subnormals else flush_in(fmt, a)
+        fl_b = b if subnormals else flush_in(fmt, b)
         ok = (got == fl_a) | (got == fl_b) | both_nan
         assert ok.all()
 
 
 def test_minmax_ieee_numpy():
     """fp16 against numpy fmin/fmax (IEEE minNum/maxNum), where -0/+0 order is not compared."""
-    rng = np.random.default_rng(13)
     a, b = test_pairs(FP16, 100_000, seed=14)
     fa, fb = a.view(np.float16), b.view(np.float16)
     for op, ref in (("min", np.fmin(fa, fb)), ("max", np.fmax(fa, fb))):

@@ -4,7 +4,7 @@ Between two streaming passes every lane (channel) needs a short chain of scalar 
 mean, sum of chunk ranges or variance, reciprocal, square root, scale and shift, gradient
 constants (docs/bn-spec.md, "Finalize").  They run once per channel group, so one set of
 arithmetic units serves all ``G`` lanes: :class:`ScalarSequencer` executes a fixed *program* (a
-list of :class:`Op`, built by :func:`lightnorm.rtl.bn.range.programs` in the exact order of the
+list of :class:`Op`, built by :func:`lightnorm.rtl.bn.rangestat.programs` in the exact order of the
 spec) one step at a time, issuing the step for lane 0, 1, ... G-1 on consecutive cycles into the
 (pipelined) unit the step needs and waiting for the G results before the next step starts.
 Cost of one program: ``1 + sum over steps (G + latency(step))`` cycles, independent of ``m``.

@@ -1,0 +1,136 @@
+"""The LightNorm BN unit: streaming forward, backward and inference batch normalization.
+
+:class:`BNUnit` is built from one :class:`~lightnorm.golden.bnconfig.BNConfig` and matches
+:mod:`lightnorm.golden.bn` bit for bit (docs/bn-spec.md).  Its submodules are the blocks a
+synthesis report lists separately (docs/architecture.md):
+
+``control``   command/result framing, pass FSM, counters (:mod:`.control`)
+``bfp``       x/dy decoders, y/dx encoders (:mod:`.bfp`)
+``normalize`` the streaming per-lane datapath (:mod:`.normalize`)
+``stats``     the per-lane accumulators (:mod:`.stats`)
+``range``     chunk max/min, argmax/argmin positions (:mod:`.rangestat`; the module is not called ``range`` so that
+              it cannot shadow the builtin inside this package)
+``recip``     the shared scalar sequencer: mean, range/variance, reciprocal, sqrt, a, b,
+              gradient constants (:mod:`.recip`)
+
+Streams and beat layouts: docs/interface.md.
+"""
+
+from amaranth.hdl import Cat, Const, Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from lightnorm.golden.bnconfig import BNConfig
+
+from .bfp import Codecs
+from .control import Control
+from .normalize import Normalize
+from .rangestat import Range, programs, SEGMENTS
+from .recip import ScalarSequencer
+from .stats import Stats
+
+__all__ = ["BNUnit"]
+
+
+class BNUnit(wiring.Component):
+    """Batch-normalization unit for one :class:`BNConfig`.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+        Formats, lanes G, chunks K, algorithm, gradient form and pipeline depths.
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(unsigned(cfg.cmd_width)))
+        Commands: per channel group a header beat and G lane beats.
+    din : In(stream.Signature(unsigned(cfg.din_width)))
+        Data in: ``x | dy << XW``, one position (G channels) per beat.
+    dout : Out(stream.Signature(unsigned(cfg.dout_width)))
+        y (last forward pass, inference) or dx (backward pass 2), one position per beat.
+    res : Out(stream.Signature(unsigned(cfg.result_width)))
+        Per-channel results, G beats per training command.
+    """
+
+    def __init__(self, cfg):
+        if not isinstance(cfg, BNConfig):
+            raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
+        self.cfg = cfg
+        super().__init__({
+            "cmd": In(stream.Signature(cfg.cmd_width)),
+            "din": In(stream.Signature(cfg.din_width)),
+            "dout": Out(stream.Signature(cfg.dout_width)),
+            "res": Out(stream.Signature(cfg.result_width)),
+        })
+
+    @property
+    def stream_latency(self):
+        """Register stages from ``din`` to ``dout`` (and to the accumulators)."""
+        return Normalize(self.cfg, None, None, None, None, None, None, None).latency
+
+    def scalar_cycles(self):
+        """Cycles of each sequencer segment, ``{segment name: cycles}`` (exact)."""
+        return {name: self._sequencer(Stats(self.cfg), Range(self.cfg),
+                                      Control(self.cfg, None, None)).cycles(k)
+                for k, name in enumerate(SEGMENTS)}
+
+    def _sequencer(self, stats, rng, ctl):
+        cfg = self.cfg
+        F, A, AB, G = cfg.fwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.lanes
+        inputs = {
+            "sum": (stats.acc_f, A), "vsum": (stats.acc_f, A),
+            "dgamma": (stats.acc_g, AB), "dbeta": (stats.acc_b, AB),
+            "inv_m_f": (ctl.inv_m[:A.width], A), "ck_f": (ctl.ck[:A.width], A),
+            "eps_f": (ctl.eps[:A.width], A),
+            "gamma_f": ([p[:A.width] for p in ctl.p0], A),
+            "beta_f": ([p[:A.width] for p in ctl.p1], A),
+            "inv_m_b": (ctl.inv_m[:AB.width], AB), "ck_b": (ctl.ck[:AB.width], AB),
+            "gamma_b": ([p[:AB.width] for p in ctl.p0], AB),
+            "s_b": ([p[:AB.width] for p in ctl.p2], AB),
+        }
+        for j in range(cfg.chunks):
+            inputs[f"mx{j}"] = ([rng.mx[l][j] for l in range(G)], F)
+            inputs[f"mn{j}"] = ([rng.mn[l][j] for l in range(G)], F)
+        stages = {"add": cfg.add_stages, "mul": cfg.mul_stages, "div": cfg.div_stages,
+                  "sqrt": cfg.sqrt_stages, "minmax": cfg.minmax_stages}
+        return ScalarSequencer(G, programs(cfg), inputs, stages, name="seq")
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        CW, AB = cfg.const_width, cfg.bwd_acc_fmt
+        stats = Stats(cfg)
+        rng = Range(cfg)
+        ctl = Control(cfg, self.cmd, self.res)
+        seq = self._sequencer(stats, rng, ctl)
+        codecs = Codecs(cfg)
+        norm = Normalize(cfg, self.din, self.dout, ctl, codecs, stats, rng, seq)
+        m.submodules.control = ctl
+        m.submodules.bfp = codecs
+        m.submodules.normalize = norm
+        m.submodules.stats = stats
+        m.submodules.range = rng
+        m.submodules.recip = seq
+
+        m.d.comb += [
+            stats.clear.eq(ctl.clear),
+            seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),
+            ctl.seq_done.eq(seq.done),
+            rng.load_lane.eq(ctl.load_lane), rng.load_index.eq(ctl.load_index),
+        ]
+        m.d.comb += [a.eq(b) for a, b in zip(rng.load_amax, ctl.load_amax)]
+        m.d.comb += [a.eq(b) for a, b in zip(rng.load_amin, ctl.load_amin)]
+
+        # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2 | amax | amin.
+        def slot(v):
+            return Cat(v, Const(0, CW - len(v)))
+        fwd, bwd = [], []
+        for l in range(cfg.lanes):
+            pos = []
+            if cfg.has_positions:
+                pos = rng.amax[l] + rng.amin[l]
+            fwd.append(Cat(slot(seq.values["mu"][l]), slot(seq.values["sig"][l]),
+                           slot(seq.values["s"][l]), *pos))
+            bwd.append(Cat(slot(stats.acc_g[l]), slot(stats.acc_b[l]), Const(0, CW)))
+        ctl.res_words = {"fwd": fwd, "bwd": bwd}
+        return m

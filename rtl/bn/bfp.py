@@ -1,0 +1,77 @@
+"""``bfp`` block: the stream codecs of the BN unit (x and dy decoders, y and dx encoders).
+
+Each tensor either travels as packed BFP groups (its ``BfpFormat`` in the config; one
+:class:`lightnorm.rtl.bfp.BfpDecoder` / :class:`~lightnorm.rtl.bfp.BfpEncoder` per tensor, used as a
+combinational core) or as ``G`` plain FP words, lane 0 in the low bits (decode = slicing; encode =
+one FPConvert per lane from the accumulator format, the single output rounding of
+docs/bn-spec.md section 2).  The pipeline registers around the codecs belong to the
+``normalize`` block, which owns the one whole-datapath stall.
+"""
+
+from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
+
+from .common import core, fp_convert
+
+__all__ = ["Codecs"]
+
+
+class Codecs(Elaboratable):
+    """Combinational codecs of the four streamed tensors.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+
+    Attributes
+    ----------
+    x_raw, dy_raw : Signal, in
+        Packed x / dy beats (``cfg.tensor_width("x")`` / ``("dy")`` bits).
+    x_words, dy_words : list of Signal, out
+        Per-lane F / B words.
+    y_acc, dx_acc : list of Signal, in
+        Per-lane results in A / AB.
+    y_raw, dx_raw : Signal, out
+        Packed y / dx beats.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        G, F, B = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt
+        A, AB = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        self.x_raw = Signal(cfg.tensor_width("x"))
+        self.dy_raw = Signal(cfg.tensor_width("dy"))
+        self.x_words = [Signal(F.width, name=f"x_word{l}") for l in range(G)]
+        self.dy_words = [Signal(B.width, name=f"dy_word{l}") for l in range(G)]
+        self.y_acc = [Signal(A.width, name=f"y_acc{l}") for l in range(G)]
+        self.dx_acc = [Signal(AB.width, name=f"dx_acc{l}") for l in range(G)]
+        self.y_raw = Signal(cfg.tensor_width("y"))
+        self.dx_raw = Signal(cfg.tensor_width("dx"))
+
+    def _decode(self, m, name, bfmt, fmt, raw, words):
+        if bfmt is None:
+            for l, w in enumerate(words):
+                m.d.comb += w.eq(raw[l * fmt.width:(l + 1) * fmt.width])
+            return
+        from lightnorm.rtl.bfp import BfpDecoder
+        out = core(m, f"{name}_decoder", BfpDecoder(bfmt, fmt, stages=0), payload=raw)
+        for l, w in enumerate(words):
+            m.d.comb += w.eq(out[l])
+
+    def _encode(self, m, name, bfmt, acc_fmt, fmt, accs, raw):
+        if bfmt is None:
+            m.d.comb += raw.eq(Cat(*(fp_convert(m, f"{name}_round_l{l}", acc_fmt, fmt, a)
+                                     for l, a in enumerate(accs))))
+            return
+        from lightnorm.rtl.bfp import BfpEncoder
+        out = core(m, f"{name}_encoder", BfpEncoder(bfmt, acc_fmt, stages=0), payload=Cat(*accs))
+        m.d.comb += raw.eq(Value.cast(out))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        F, B, A, AB = cfg.fwd_fmt, cfg.bwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        self._decode(m, "x", cfg.x_bfp, F, self.x_raw, self.x_words)
+        self._decode(m, "dy", cfg.dy_bfp, B, self.dy_raw, self.dy_words)
+        self._encode(m, "y", cfg.y_bfp, A, F, self.y_acc, self.y_raw)
+        self._encode(m, "dx", cfg.dx_bfp, AB, B, self.dx_acc, self.dx_raw)
+        return m

@@ -1,0 +1,233 @@
+"""``control`` block: command parsing, the pass sequencer FSM, stream counters and results.
+
+One command (docs/bn-spec.md section 7: a header beat and G lane beats) runs to completion
+before the next header is read:
+
+``HEADER -> LANES -> PASS -> (SCALAR -> PASS)* -> FINISH -> HEADER``
+
+* ``PASS`` accepts exactly ``m`` data-in beats and ends when ``m`` beats have left the
+  ``normalize`` pipeline (so its registers are empty before any constant changes);
+* ``SCALAR`` runs one program segment of the shared scalar sequencer (:mod:`.recip`);
+* the result beats (G per training command) are sent while the last pass streams, and
+  ``FINISH`` waits for the last of them.
+
+Passes per mode: forward range ``STAT, Y``; forward conventional ``STAT, VAR, Y``; backward
+``BSTAT, DX``; inference ``Y``.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
+
+from .rangestat import SEGMENTS
+
+__all__ = ["Control", "KIND_STAT", "KIND_VAR", "KIND_Y", "KIND_BSTAT", "KIND_DX",
+           "MODE_FWD", "MODE_BWD", "MODE_INFER"]
+
+#: Pass kinds: what the normalize pipeline computes and where its output goes.
+KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX = range(5)
+#: Command ``mode`` field values (docs/bn-spec.md section 7).
+MODE_FWD, MODE_BWD, MODE_INFER = 0, 1, 2
+
+
+def pass_plan(cfg):
+    """``mode -> list of (kind, segment or None, results after the segment)``."""
+    fwd_mu, fwd_final, bwd_final = (SEGMENTS.index(n) for n in
+                                     ("fwd_mu", "fwd_final", "bwd_final"))
+    if cfg.algorithm == "range":
+        fwd = [(KIND_STAT, fwd_final, True), (KIND_Y, None, False)]
+    else:
+        fwd = [(KIND_STAT, fwd_mu, False), (KIND_VAR, fwd_final, True), (KIND_Y, None, False)]
+    return {MODE_FWD: fwd,
+            MODE_BWD: [(KIND_BSTAT, bwd_final, True), (KIND_DX, None, False)],
+            MODE_INFER: [(KIND_Y, None, False)]}
+
+
+class Control(Elaboratable):
+    """Command/result stream framing and the pass FSM.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    cmd, res : stream interfaces
+        The unit's command input and result output (driven/read here).
+
+    Attributes
+    ----------
+    mode, m, q, r, inv_m, ck, eps : Signal
+        Header fields of the current command.
+    p0, p1, p2 : list of Signal
+        Lane words of the current command.
+    kind : Signal
+        Kind of the current pass (``KIND_*``).
+    accept : Signal, out
+        The current pass still takes data-in beats.
+    in_fire, out_fire : Signal, in
+        A beat entered / left the normalize pipeline this cycle.
+    first, last, chunk, pos : Signal, out
+        Side-band of the entering beat: chunk boundaries, chunk index, position ``p``.
+    clear : Signal, out
+        Clear the accumulators.
+    seq_start, seq_entry, seq_done
+        Handshake with the scalar sequencer (``seq_done`` in).
+    load_lane, load_index, load_amax, load_amin
+        Position load of a backward lane beat (to the range block).
+    res_words : dict, in
+        ``"fwd"``/``"bwd"`` -> list (lanes) of result payload Values.
+    """
+
+    def __init__(self, cfg, cmd, res):
+        self.cfg = cfg
+        self.cmd, self.res = cmd, res
+        G, MB, CW, K = cfg.lanes, cfg.m_bits, cfg.const_width, cfg.chunks
+        self.mode = Signal(2)
+        self.m = Signal(MB)
+        self.q = Signal(MB)
+        self.r = Signal(cfg.r_bits)
+        self.inv_m = Signal(CW)
+        self.ck = Signal(CW)
+        self.eps = Signal(CW)
+        self.p0 = [Signal(CW, name=f"p0_l{l}") for l in range(G)]
+        self.p1 = [Signal(CW, name=f"p1_l{l}") for l in range(G)]
+        self.p2 = [Signal(CW, name=f"p2_l{l}") for l in range(G)]
+        self.kind = Signal(3)
+        self.accept = Signal()
+        self.in_fire = Signal()
+        self.out_fire = Signal()
+        self.first, self.last = Signal(), Signal()
+        self.chunk = Signal(max(1, (K - 1).bit_length()))
+        self.pos = Signal(MB)
+        self.clear = Signal()
+        self.seq_start = Signal()
+        self.seq_entry = Signal(range(len(SEGMENTS)))
+        self.seq_done = Signal()
+        self.load_lane = Signal()
+        self.load_index = Signal(range(max(2, G)))
+        self.load_amax = [Signal(MB, name=f"cmd_amax{j}") for j in range(K)]
+        self.load_amin = [Signal(MB, name=f"cmd_amin{j}") for j in range(K)]
+        self.res_words = {}
+        #: Cycle-level state for the testbench and waveforms.
+        self.state_pass = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        G, MB, CW, K = cfg.lanes, cfg.m_bits, cfg.const_width, cfg.chunks
+        cmd, res = self.cmd, self.res
+
+        # -- pass plan as small lookup tables indexed by (mode, pass index) --------------------
+        plan = pass_plan(cfg)
+        pidx = Signal(2)
+        kinds, segs, results, lasts = [], [], [], []
+        for mode in range(4):
+            steps = plan.get(mode, plan[MODE_INFER])
+            for k in range(4):
+                kind, seg, resl = steps[min(k, len(steps) - 1)]
+                kinds.append(kind)
+                segs.append(0 if seg is None else seg)
+                results.append(int(resl))
+                lasts.append(int(k >= len(steps) - 1))
+        index = Cat(pidx, self.mode)
+        cur_seg, cur_res, cur_last = Signal.like(self.seq_entry), Signal(), Signal()
+        next_kind = Signal(3)
+        m.d.comb += [
+            self.kind.eq(Array(Const(k, 3) for k in kinds)[index]),
+            cur_seg.eq(Array(Const(s, self.seq_entry.shape()) for s in segs)[index]),
+            cur_res.eq(Array(Const(r, 1) for r in results)[index]),
+            cur_last.eq(Array(Const(x, 1) for x in lasts)[index]),
+            next_kind.eq(Array(Const(k, 3) for k in kinds)[Cat((pidx + 1)[:2], self.mode)]),
+        ]
+
+        # -- data counters ---------------------------------------------------------------------
+        in_cnt = Signal(MB)
+        out_cnt = Signal(MB)
+        in_chunk_pos = Signal(MB)
+        chunk_len = Signal(MB)
+        m.d.comb += [
+            chunk_len.eq(self.q + (self.chunk < self.r)),
+            self.pos.eq(in_cnt),
+            self.first.eq(in_chunk_pos == 0),
+            self.last.eq(in_chunk_pos == chunk_len - 1),
+        ]
+        restart = Signal()      # a new pass starts next cycle
+        with m.If(restart):
+            m.d.sync += [in_cnt.eq(0), out_cnt.eq(0), in_chunk_pos.eq(0), self.chunk.eq(0)]
+        with m.Else():
+            with m.If(self.in_fire):
+                m.d.sync += in_cnt.eq(in_cnt + 1)
+                with m.If(self.last):
+                    m.d.sync += [in_chunk_pos.eq(0), self.chunk.eq(self.chunk + 1)]
+                with m.Else():
+                    m.d.sync += in_chunk_pos.eq(in_chunk_pos + 1)
+            with m.If(self.out_fire):
+                m.d.sync += out_cnt.eq(out_cnt + 1)
+
+        # -- result emitter (runs concurrently with the last pass) -----------------------------
+        res_busy = Signal()
+        res_lane = Signal(range(max(2, G)))
+        res_start = Signal()
+        payload = Mux(self.mode == 1, Array(self.res_words["bwd"])[res_lane],
+                      Array(self.res_words["fwd"])[res_lane])
+        m.d.comb += [res.valid.eq(res_busy), res.payload.eq(payload)]
+        with m.If(res_start):
+            m.d.sync += [res_busy.eq(1), res_lane.eq(0)]
+        with m.Elif(res.valid & res.ready):
+            m.d.sync += res_lane.eq(res_lane + 1)
+            with m.If(res_lane == G - 1):
+                m.d.sync += res_busy.eq(0)
+
+        # -- command FSM -----------------------------------------------------------------------
+        lane = Signal(range(max(2, G)))
+        beat = cmd.payload
+        with m.FSM(name="bn_fsm"):
+            with m.State("HEADER"):
+                m.d.comb += cmd.ready.eq(1)
+                with m.If(cmd.valid):
+                    fields, off = [], 0
+                    for sig, w in ((self.mode, 2), (self.m, MB), (self.q, MB),
+                                   (self.r, cfg.r_bits), (self.inv_m, CW), (self.ck, CW),
+                                   (self.eps, CW)):
+                        m.d.sync += sig.eq(beat[off:off + w])
+                        off += w
+                    m.d.sync += [lane.eq(0), pidx.eq(0)]
+                    m.d.comb += self.clear.eq(1)
+                    m.next = "LANES"
+            with m.State("LANES"):
+                m.d.comb += cmd.ready.eq(1)
+                with m.If(cmd.valid):
+                    with m.Switch(lane):
+                        for l in range(G):
+                            with m.Case(l):
+                                m.d.sync += [self.p0[l].eq(beat[0:CW]),
+                                             self.p1[l].eq(beat[CW:2 * CW]),
+                                             self.p2[l].eq(beat[2 * CW:3 * CW])]
+                    if cfg.has_positions:
+                        base = 3 * CW
+                        m.d.comb += [self.load_lane.eq(self.mode == MODE_BWD),
+                                     self.load_index.eq(lane)]
+                        for j in range(K):
+                            m.d.comb += [
+                                self.load_amax[j].eq(beat[base + j * MB:base + (j + 1) * MB]),
+                                self.load_amin[j].eq(beat[base + (K + j) * MB:
+                                                          base + (K + j + 1) * MB]),
+                            ]
+                    m.d.sync += lane.eq(lane + 1)
+                    with m.If(lane == G - 1):
+                        m.d.comb += restart.eq(1)
+                        m.next = "PASS"
+            with m.State("PASS"):
+                m.d.comb += [self.accept.eq(in_cnt != self.m), self.state_pass.eq(1)]
+                with m.If(self.out_fire & (out_cnt == self.m - 1)):
+                    with m.If(cur_last):
+                        m.next = "FINISH"
+                    with m.Else():
+                        m.d.comb += [self.seq_start.eq(1), self.seq_entry.eq(cur_seg)]
+                        m.next = "SCALAR"
+            with m.State("SCALAR"):
+                with m.If(self.seq_done):
+                    m.d.comb += [restart.eq(1), res_start.eq(cur_res),
+                                 self.clear.eq(next_kind == KIND_VAR)]
+                    m.d.sync += pidx.eq(pidx + 1)
+                    m.next = "PASS"
+            with m.State("FINISH"):
+                with m.If(~res_busy):
+                    m.next = "HEADER"
+        return m

@@ -1,0 +1,70 @@
+"""``stats`` block: the per-lane accumulators of the statistics passes.
+
+Each accumulator is ``acc = add(acc, term)`` with one combinational FPAddSub core in the loop
+(a register and an adder per lane): one term per cycle, in stream order, exactly the sequential
+sum of the golden model.  Interleaving partial sums over a pipelined adder would change the
+order of the additions and therefore the bits, so the loop adder is the one place where the BN
+unit's clock period is set by a full (unpipelined) adder.
+
+* ``acc_f`` (format A): pass-1 ``sum`` of ``cv(x)``; cleared again for the conventional
+  variance pass, where it accumulates ``d*d`` (``vsum``).
+* ``acc_g``, ``acc_b`` (format AB): backward ``dgamma = sum(dy * x_hat)`` and
+  ``dbeta = sum(dy)``.
+
+All accumulators start at +0 (``clear``) and add only on beats of a statistics pass (``take_*``).
+"""
+
+from amaranth.hdl import Elaboratable, Module, Signal
+
+from .common import fp_add
+
+__all__ = ["Stats"]
+
+
+class Stats(Elaboratable):
+    """Forward and backward accumulators of ``cfg.lanes`` lanes.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+
+    Attributes
+    ----------
+    clear : Signal, in
+        Reset every accumulator to +0 (command start; start of the variance pass).
+    take_f, take_b : Signal, in
+        A forward (``term_f``) / backward (``term_g``, ``term_b``) term arrives this cycle.
+    term_f, term_g, term_b : list of Signal, in
+        Per-lane terms (A, AB, AB words).
+    acc_f, acc_g, acc_b : list of Signal, out
+        Per-lane accumulator registers.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        G, A, AB = cfg.lanes, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        self.clear = Signal()
+        self.take_f = Signal()
+        self.take_b = Signal()
+        self.term_f = [Signal(A.width, name=f"term_f{l}") for l in range(G)]
+        self.term_g = [Signal(AB.width, name=f"term_g{l}") for l in range(G)]
+        self.term_b = [Signal(AB.width, name=f"term_b{l}") for l in range(G)]
+        self.acc_f = [Signal(A.width, name=f"acc_f{l}", reset_less=True) for l in range(G)]
+        self.acc_g = [Signal(AB.width, name=f"acc_g{l}", reset_less=True) for l in range(G)]
+        self.acc_b = [Signal(AB.width, name=f"acc_b{l}", reset_less=True) for l in range(G)]
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        A, AB = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        for l in range(cfg.lanes):
+            for name, fmt, take, acc, term in (
+                    ("f", A, self.take_f, self.acc_f[l], self.term_f[l]),
+                    ("g", AB, self.take_b, self.acc_g[l], self.term_g[l]),
+                    ("b", AB, self.take_b, self.acc_b[l], self.term_b[l])):
+                total = fp_add(m, f"acc_{name}_l{l}", fmt, acc, term)
+                with m.If(self.clear):
+                    m.d.sync += acc.eq(0)
+                with m.Elif(take):
+                    m.d.sync += acc.eq(total)
+        return m

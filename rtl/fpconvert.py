@@ -1,0 +1,79 @@
+"""FP-to-FP format conversion, rounded once by :class:`~lightnorm.rtl.round.RoundPack`.
+
+Mirrors :func:`lightnorm.golden.fp.convert`: the source operand is unpacked (``src_fmt``'s
+flush-to-zero applies to it) and its exact ``(sign, exp, sig)`` goes to a RoundPack for
+``dst_fmt`` with sticky 0, so ``dst_fmt``'s rounding, overflow and flush-to-zero rules apply to the
+result.  NaN -> ``dst_fmt.canonical_nan``, +-Inf -> +-Inf, zeros keep their sign.
+"""
+
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .pipeline import Pipeline
+from .round import RoundPack, Unpack, check_float_format, check_positive_int, signed_range_shape
+
+__all__ = ["FPConvert"]
+
+
+class FPConvert(wiring.Component):
+    """Floating-point format converter with a stream interface.
+
+    Parameters
+    ----------
+    src_fmt, dst_fmt : FloatFormat
+        Input and output formats (they may be equal: then the unit canonicalizes NaNs and applies
+        flush-to-zero).
+    stages : int, keyword-only
+        Register stages, >= 0.  The first goes after unpacking; further stages follow the
+        rounding stage.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(unsigned(src_fmt.width)))
+    o : Out(stream.Signature(unsigned(dst_fmt.width)))
+    latency : int
+        Register stages between ``i`` and ``o`` (= ``stages``).
+    """
+
+    CUTS = 1
+
+    def __init__(self, src_fmt, dst_fmt, *, stages=1):
+        self.src_fmt = check_float_format("src_fmt", src_fmt)
+        self.dst_fmt = check_float_format("dst_fmt", dst_fmt)
+        self.stages = check_positive_int("stages", stages, 0)
+        super().__init__({
+            "i": In(stream.Signature(unsigned(src_fmt.width))),
+            "o": Out(stream.Signature(unsigned(dst_fmt.width))),
+        })
+
+    @property
+    def latency(self):
+        return self.stages
+
+    def elaborate(self, platform):
+        m = Module()
+        src, dst = self.src_fmt, self.dst_fmt
+        pipe = Pipeline(self.stages, cuts=self.CUTS)
+
+        m.submodules.unpack = u = Unpack(src)
+        m.d.comb += u.a.eq(self.i.payload)
+
+        sign, exp, sig, nan, inf = pipe.cut(
+            m, (u.sign, u.exp, u.sig, u.is_nan, u.is_inf), name="unpacked")
+
+        exp_shape = signed_range_shape(src.emin - src.man_bits, src.emax + 1)
+        # exp_min lets RoundPack drop its underflow right shifter for widening conversions.
+        m.submodules.round = rp = RoundPack(dst, src.precision, exp_shape.width,
+                                            exp_min=src.emin - src.man_bits)
+        m.d.comb += [
+            rp.sign.eq(sign),
+            rp.exp.eq(exp - src.man_bits),      # exponent of the significand's LSB
+            rp.sig.eq(sig),
+            rp.sticky.eq(0),
+            rp.is_nan.eq(nan),
+            rp.is_inf.eq(inf),
+            rp.is_zero.eq(0),
+        ]
+        pipe.connect(m, self.i, self.o, rp.bits)
+        return m

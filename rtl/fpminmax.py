@@ -1,0 +1,92 @@
+"""FP minimum/maximum: IEEE 754-2019 minimumNumber / maximumNumber (754-2008 minNum/maxNum).
+
+Mirrors :func:`lightnorm.golden.fp.min` / :func:`~lightnorm.golden.fp.max`:
+
+* subnormal inputs of an FTZ format are flushed to zeros of the same sign first, and the flushed
+  operand is what the unit returns;
+* operands are ordered by value with ``-0 < +0`` (so ``min(-0, +0) = -0``, ``max(-0, +0) = +0``);
+* one NaN operand -> the other operand; both NaN -> ``fmt.canonical_nan``.
+
+No rounding happens, so the result needs no RoundPack.
+"""
+
+from amaranth.hdl import Module, Const, Cat, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .pipeline import Pipeline
+from .round import Unpack, check_float_format, check_positive_int
+
+__all__ = ["FPMinMax"]
+
+
+class FPMinMax(wiring.Component):
+    """Floating-point min/max with a stream interface.
+
+    Parameters
+    ----------
+    fmt : FloatFormat
+        Operand format; only ``subnormals`` matters (no rounding happens).
+    stages : int, keyword-only
+        Register stages, >= 0.  The first goes after the comparison; further stages follow the
+        output selection.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(StructLayout({"a": w, "b": w, "max": 1})))
+        ``max = 1`` selects maximumNumber, 0 minimumNumber.
+    o : Out(stream.Signature(unsigned(w)))
+    latency : int
+        Register stages between ``i`` and ``o`` (= ``stages``).
+    """
+
+    CUTS = 1
+
+    def __init__(self, fmt, *, stages=1):
+        self.fmt = check_float_format("fmt", fmt)
+        self.stages = check_positive_int("stages", stages, 0)
+        w = fmt.width
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({"a": w, "b": w, "max": 1}))),
+            "o": Out(stream.Signature(unsigned(w))),
+        })
+
+    @property
+    def latency(self):
+        return self.stages
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self.fmt
+        w = fmt.width
+        pipe = Pipeline(self.stages, cuts=self.CUTS)
+
+        m.submodules.unpack_a = ua = Unpack(fmt)
+        m.submodules.unpack_b = ub = Unpack(fmt)
+        m.d.comb += [ua.a.eq(self.i.payload.a), ub.a.eq(self.i.payload.b)]
+
+        # Flush (FTZ subnormals become signed zeros; a real zero is unchanged by this).
+        a = Mux(ua.is_zero, Cat(Const(0, w - 1), ua.sign), self.i.payload.a)
+        b = Mux(ub.is_zero, Cat(Const(0, w - 1), ub.sign), self.i.payload.b)
+
+        # Order key, monotone in the value with -0 < +0: magnitude, or -magnitude - 1 if negative.
+        def key(x):
+            mag = x[:w - 1]
+            return Mux(x[w - 1], -mag - 1, mag).as_signed()
+
+        ka, kb = Signal(signed(w + 1)), Signal(signed(w + 1))
+        m.d.comb += [ka.eq(key(a)), kb.eq(key(b))]
+        pick_a = Mux(self.i.payload.max, ka >= kb, ka <= kb)
+
+        a, b, pick_a, nan_a, nan_b = pipe.cut(m, (a, b, pick_a, ua.is_nan, ub.is_nan),
+                                              name="compare")
+
+        res = Signal(unsigned(w))
+        with m.If(nan_a & nan_b):
+            m.d.comb += res.eq(fmt.canonical_nan)
+        with m.Elif(nan_b | (pick_a & ~nan_a)):
+            m.d.comb += res.eq(a)
+        with m.Else():
+            m.d.comb += res.eq(b)
+        pipe.connect(m, self.i, self.o, res)
+        return m

@@ -1,0 +1,204 @@
+"""End-to-end regressions of the BN unit (rtl/bn/) against the golden model (golden/bn.py).
+
+Each test converts :class:`lightnorm.rtl.bn.BNUnit` for one :class:`BNConfig` to Verilog (cached
+per config and RTL source in ``$LIGHTNORM_BUILD/sim/<sim>/bn_<config>/``, because converting the
+unit takes minutes), builds it once with ``SIM`` (verilator or icarus), and streams whole layers
+through it in one simulator run (:mod:`lightnorm.verif.tb_bn`): forward, backward and inference
+commands back to back, channel counts that are not a multiple of G, several data kinds, first
+without pauses (cycle counts) and then with random pauses on all four streams, with a reset
+between phases.  Every dout and res beat is compared bit for bit with the golden beats.
+"""
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lightnorm.golden import bn as gbn
+from lightnorm.golden.bnconfig import BN_PRESETS
+
+from .simulate import (WAIVERS, _TIMESCALE, _runner, _safe, _write_if_changed, build_root,
+                       simulator, verilog_of)
+
+pytestmark = pytest.mark.sim
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _rtl_key(cfg):
+    """Hash of the config and every RTL source: the Verilog cache key."""
+    h = hashlib.sha1(repr(cfg).encode())
+    for path in sorted((_REPO / "rtl").rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_bn(cfg, name):
+    """Verilog + simulator build of ``BNUnit(cfg)``; returns ``(runner, build_dir)``."""
+    from lightnorm.rtl.bn import BNUnit
+    sim = simulator()
+    build_dir = build_root() / "sim" / sim / _safe(f"bn_{name}")
+    build_dir.mkdir(parents=True, exist_ok=True)
+    src = build_dir / "bn_unit.v"
+    stamp = build_dir / "bn_unit.key"
+    key = _rtl_key(cfg)
+    if not (src.exists() and stamp.exists() and stamp.read_text() == key):
+        _write_if_changed(src, verilog_of(BNUnit(cfg), "bn_unit"))
+        stamp.write_text(key)
+    runner = _runner(sim)
+    sources = [src] if sim != "verilator" else [_verilator_waivers(), src]
+    try:
+        runner.build(sources=sources, hdl_toplevel="bn_unit", build_dir=build_dir,
+                     timescale=_TIMESCALE, waves=_waves(), log_file=build_dir / "build.log",
+                     build_args=["-O3"] if sim == "verilator" else [])
+    except RuntimeError as exc:
+        log = (build_dir / "build.log").read_text(errors="replace")
+        raise AssertionError(f"{name}: {sim} build failed ({exc}):\n{log[-3000:]}") from None
+    return runner, build_dir
+
+
+def _verilator_waivers():
+    from cocotb_tools.runner import VerilatorControlFile
+    return VerilatorControlFile(WAIVERS)
+
+
+def _waves():
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+# -- stimulus -------------------------------------------------------------------------------------
+def layer_data(rng, shape, kind):
+    """Activations of one layer: ``normal``, ``relu`` (non-negative), ``offset`` (mean >> std),
+    ``tiny``/``huge`` (near the F format's underflow/overflow), ``const`` (constant channels)."""
+    x = rng.standard_normal(shape)
+    if kind == "relu":
+        return np.maximum(x, 0) * 2.0
+    if kind == "offset":
+        return x * 0.25 + 6.0
+    if kind == "tiny":
+        return x * 2.0 ** -13
+    if kind == "huge":
+        return x * 2.0 ** 13
+    if kind == "const":
+        x[:, ::2] = 1.5         # every other channel constant (zero range)
+        return x
+    return x * rng.uniform(0.5, 3.0) + rng.uniform(-2, 2)
+
+
+def commands_for(cfg, rng, shape, kind, modes):
+    """Golden beats of one layer for ``modes`` (subset of forward, backward, inference)."""
+    n, c, h, w = shape
+    m = n * h * w
+    x = layer_data(rng, shape, kind)
+    gamma = rng.uniform(0.5, 2.0, c)
+    beta = rng.uniform(-1.0, 1.0, c)
+    out = []
+    fwd = gbn.forward(cfg, x, gamma, beta)
+    groups = fwd.x_beats.shape[0]
+
+    def entry(mode, cmd, din, dout, res, passes):
+        return {"mode": mode, "m": m, "groups": groups, "lanes": cfg.lanes, "passes": passes,
+                "cmd": list(np.asarray(cmd).ravel()), "din": list(np.asarray(din).ravel()),
+                "dout": list(np.asarray(dout).ravel()), "res": list(np.asarray(res).ravel()),
+                "shape": shape, "kind": kind}
+
+    if "forward" in modes:
+        cmd = gbn.command_beats(cfg, "forward", m, fwd.gamma_bits, fwd.beta_bits)
+        out.append(entry("forward", cmd, gbn.din_beats(cfg, "forward", fwd.x_beats),
+                         fwd.y_beats, gbn.result_beats(cfg, fwd), cfg.forward_passes))
+    if "backward" in modes:
+        dy = rng.standard_normal(shape) * 0.5
+        bwd = gbn.backward(cfg, dy, gamma, fwd)
+        inp = bwd.inputs
+        cmd = gbn.command_beats(cfg, "backward", m, inp["gamma"], inp["mu"], inp["s"],
+                                inp["amax"], inp["amin"])
+        out.append(entry("backward", cmd, gbn.din_beats(cfg, "backward", fwd.x_beats,
+                                                        bwd.dy_beats),
+                         bwd.dx_beats, gbn.result_beats(cfg, bwd), 2))
+    if "inference" in modes:
+        a = rng.uniform(-2, 2, c)
+        b = rng.uniform(-1, 1, c)
+        inf = gbn.inference(cfg, x, a, b)
+        cmd = gbn.command_beats(cfg, "inference", m, inf.a_bits, inf.b_bits)
+        out.append(entry("inference", cmd, gbn.din_beats(cfg, "inference", inf.x_beats),
+                         inf.y_beats, [], 1))
+    return out
+
+
+def make_phase(cfg, commands, pause):
+    """One testbench phase: the commands back to back with one pause fraction."""
+    phase = {"pause": pause, "burst": 3.0, "cmd_width": cfg.cmd_width,
+             "din_width": cfg.din_width, "cmd": [], "din": [], "dout": [], "res": [],
+             "commands": []}
+    for c in commands:
+        for key in ("cmd", "din", "dout", "res"):
+            phase[key] += [int(v) for v in c[key]]
+        phase["commands"].append({k: c[k] for k in ("mode", "m", "groups", "lanes", "passes",
+                                                    "shape", "kind")})
+    beats = len(phase["din"]) + len(phase["cmd"])
+    phase["max_cycles"] = int(beats * (4 if pause else 1.5)) + 4000 * len(commands) + 10000
+    return phase
+
+
+def run_bn(cfg, name, phases, seed=1):
+    """Build (cached) and run the phases; returns the verdict dict, raises on any error."""
+    runner, build_dir = build_bn(cfg, name)
+    spec = build_dir / "phases.pkl"
+    spec.write_bytes(pickle.dumps({"phases": phases, "seed": seed}))
+    result = build_dir / "result.json"
+    result.unlink(missing_ok=True)
+    env = {"LIGHTNORM_TB_CONFIG": str(spec),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO),
+                                                       os.environ.get("PYTHONPATH", "")]))}
+    try:
+        runner.test(test_module="lightnorm.verif.tb_bn", hdl_toplevel="bn_unit",
+                    build_dir=build_dir, test_dir=build_dir, extra_env=env,
+                    timescale=_TIMESCALE, waves=_waves(), log_file=build_dir / "sim.log")
+    except SystemExit:
+        pass
+    if not result.exists():
+        log = (build_dir / "sim.log").read_text(errors="replace")
+        raise AssertionError(f"{name}: no verdict (see {build_dir}/sim.log):\n{log[-3000:]}")
+    verdict = json.loads(result.read_text())
+    if not verdict["passed"]:
+        errors = [e for p in verdict["phases"] for e in p["errors"]]
+        raise AssertionError(f"{name} ({simulator()}, {build_dir}):\n" + "\n".join(errors[:30]))
+    return verdict
+
+
+def summary(verdict):
+    """Lines ``mode m groups: cycles (floor)`` of the pause-free phase, for the report."""
+    lines = []
+    for p in verdict["phases"]:
+        for c in p["commands"]:
+            if "cycles" in c:
+                lines.append(f"pause {p['pause']}: {c['mode']:9s} m={c['m']:5d} "
+                             f"groups={c['groups']} cycles={c['cycles']} floor={c['floor']} "
+                             f"per-pass={c['pass_cycles']}")
+    return lines
+
+
+# -- tests ----------------------------------------------------------------------------------------
+#: Layers per preset: (shape NCHW, data kind, modes).  C is never a multiple of G = 8 here.
+LAYERS = [
+    ((2, 12, 4, 4), "normal", ("forward", "backward", "inference")),
+    ((1, 5, 8, 8), "relu", ("forward", "backward")),
+    ((4, 3, 2, 3), "const", ("forward", "backward")),
+    ((2, 10, 3, 5), "offset", ("forward", "backward", "inference")),
+]
+
+
+@pytest.mark.parametrize("preset", ["lightnorm", "lightnorm_rne", "fp32_bn", "bf16_bn"])
+def test_bn_layers(preset):
+    cfg = BN_PRESETS[preset]
+    rng = np.random.default_rng(7)
+    commands = []
+    for shape, kind, modes in LAYERS:
+        commands += commands_for(cfg, rng, shape, kind, modes)
+    phases = [make_phase(cfg, commands, 0.0), make_phase(cfg, commands, 0.3)]
+    verdict = run_bn(cfg, preset, phases)
+    print("\n".join(summary(verdict)))

@@ -1,0 +1,179 @@
+"""The Yosys area flow (lightnorm.synth): reports complete and self-consistent, models checked.
+
+The flow is exercised on :class:`lightnorm.synth.example.RegisteredAdder` (known register bits),
+independently of the arithmetic units, and on the smallest real unit that exists.
+"""
+
+import csv
+import json
+import math
+import os
+
+import pytest
+
+from lightnorm.golden.formats import E5M2
+from lightnorm.synth import designs, energy, flow, liberty, report
+from lightnorm.synth.designs import Design
+from lightnorm.synth.example import RegisteredAdder
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return liberty.write_liberty(str(tmp_path_factory.mktemp("lib") / "nangate45_min.lib"))
+
+
+def _check_report(r, workdir):
+    """Completeness and self-consistency of one design's report."""
+    for key in ("area_um2", "area_ge", "ff_count", "ff_area_um2", "comb_area_um2", "cells",
+                "blocks", "logic_depth", "transistors", "yosys_area_um2"):
+        assert key in r, key
+    assert r["area_um2"] > 0
+    # GE = um^2 / NAND2_X1 area, for the design and each block.
+    assert math.isclose(r["area_ge"], r["area_um2"] / 0.798, rel_tol=1e-12)
+    for b in r["blocks"].values():
+        assert math.isclose(b["area_ge"], b["area_um2"] / 0.798, rel_tol=1e-12)
+    # Blocks partition the design: areas, flip-flops and cell counts add up to the totals.
+    assert math.isclose(sum(b["area_um2"] for b in r["blocks"].values()), r["area_um2"],
+                        rel_tol=1e-9)
+    assert sum(b["ff_count"] for b in r["blocks"].values()) == r["ff_count"]
+    assert sum(sum(b["cells"].values()) for b in r["blocks"].values()) == r["cell_count"]
+    # Areas recomputed from cell counts and the published table agree with Yosys' own total.
+    assert math.isclose(sum(liberty.CELL_AREAS[c] * n for c, n in r["cells"].items()),
+                        r["area_um2"], rel_tol=1e-9)
+    assert math.isclose(r["yosys_area_um2"], r["area_um2"], rel_tol=1e-6)
+    assert math.isclose(r["ff_area_um2"] + r["comb_area_um2"], r["area_um2"], rel_tol=1e-12)
+    # No unmapped cells: every cell of the mapped netlist is a liberty cell or a design module,
+    # and only published cells are used (no BUF_X1 with its derived area).
+    with open(os.path.join(workdir, "mapped.json")) as f:
+        mapped = json.load(f)
+    for mod in mapped["modules"].values():
+        for cell in mod["cells"].values():
+            assert cell["type"] in liberty.CELL_AREAS or cell["type"] in mapped["modules"], \
+                cell["type"]
+    assert set(r["cells"]) <= set(liberty.CELL_AREAS)
+    assert isinstance(r["transistors"], int) and r["transistors"] > 0
+    assert r["logic_depth"]["any"] >= 1
+
+
+def test_registered_adder_report(tmp_path, lib):
+    dut = RegisteredAdder(8)
+    d = Design("radd8", "test", "RegisteredAdder", "8b", lambda: dut)
+    r = flow.synthesize(d, str(tmp_path / "radd8"), lib)
+    _check_report(r, str(tmp_path / "radd8"))
+    # Flip-flop count equals the design's register bits; their area is the DFF cell area.
+    assert r["ff_count"] == dut.register_bits == 25
+    assert math.isclose(r["ff_area_um2"], 25 * liberty.CELL_AREAS["DFF_X1"], rel_tol=1e-12)
+    assert r["latency"] == 2
+    # The adder submodule is its own block, with no flip-flops; the registers sit in "top".
+    assert set(r["blocks"]) == {"add", designs.TOP_BLOCK}
+    assert r["blocks"]["add"]["ff_count"] == 0
+    # An 8-bit ripple/prefix adder needs at least a few levels between the registers.
+    assert r["logic_depth"]["reg_to_reg"] >= 4
+    # Reports: four files, CSV totals agree with the JSON.
+    paths = report.write_reports(str(tmp_path / "rep"), [r], {"jobs": 1, "elapsed_s": 1.0,
+                                                             "pending": {}, "failures": {}})
+    for p in paths.values():
+        assert os.path.getsize(p) > 0
+    with open(paths["csv"]) as f:
+        rows = list(csv.DictReader(f))
+    total = [row for row in rows if row["block"] == "total"]
+    assert len(total) == 1 and int(total[0]["ff_count"]) == 25
+    assert math.isclose(sum(float(row["area_um2"]) for row in rows if row["block"] != "total"),
+                        float(total[0]["area_um2"]), abs_tol=0.01)
+    with open(paths["md"]) as f:
+        assert "PLACEHOLDER" in f.read()      # no BN designs in this result set
+
+
+def test_smallest_real_unit(tmp_path, lib):
+    table = designs.unit_designs({"e5m2": E5M2})
+    if not table:
+        pytest.fail("no arithmetic unit is importable: " + repr(designs.pending()))
+    d = table[0]
+    r = flow.synthesize(d, str(tmp_path / d.name), lib)
+    _check_report(r, str(tmp_path / d.name))
+    assert r["ff_count"] > 0 and r["latency"] == 1
+
+
+def _netlist(cells, ports):
+    return {"modules": {"t": {"cells": cells, "ports": ports}}}
+
+
+def test_logic_depth_counts_cells_between_registers():
+    # q(2) -> INV(3) -> INV(4) -> NAND2(5, with input 6) -> D of a flip-flop; input 6 direct.
+    cells = {
+        "ff0": {"type": "DFF_X1", "connections": {"D": [5], "CK": [7], "Q": [2]}},
+        "i1": {"type": "INV_X1", "connections": {"A": [2], "ZN": [3]}},
+        "i2": {"type": "INV_X1", "connections": {"A": [3], "ZN": [4]}},
+        "n1": {"type": "NAND2_X1", "connections": {"A1": [4], "A2": [6], "ZN": [5]}},
+        "o1": {"type": "XOR2_X1", "connections": {"A": [6], "B": ["0"], "Z": [8]}},
+    }
+    ports = {"a": {"direction": "input", "bits": [6]}, "clk": {"direction": "input", "bits": [7]},
+             "y": {"direction": "output", "bits": [8]}}
+    assert flow.logic_depth(_netlist(cells, ports), "t") == {"reg_to_reg": 3, "any": 3}
+    # Without the flip-flop's feedback there is no register-to-register path.
+    cells["ff0"]["connections"]["D"] = [6]
+    assert flow.logic_depth(_netlist(cells, ports), "t")["reg_to_reg"] is None
+
+
+def test_hierarchy_areas_expands_repeated_submodules():
+    inv, dff = liberty.CELL_AREAS["INV_X1"], liberty.CELL_AREAS["DFF_X1"]
+    net = {"modules": {
+        "top": {"cells": {"u0": {"type": "leaf"}, "u1": {"type": "leaf"},
+                          "stats_a": {"type": "mid"}, "g": {"type": "INV_X1"}}},
+        "mid": {"cells": {"l": {"type": "leaf"}, "f": {"type": "DFF_X1"}}},
+        "leaf": {"cells": {"x": {"type": "INV_X1"}, "y": {"type": "INV_X1"}}},
+    }}
+    total, blocks, unmapped = flow.hierarchy_areas(net, "top")
+    assert unmapped == {}
+    assert total["cells"] == {"INV_X1": 7, "DFF_X1": 1}
+    assert math.isclose(total["area_um2"], 7 * inv + dff)
+    assert blocks["u0"]["cells"] == {"INV_X1": 2}
+    assert blocks["stats"]["cells"] == {"INV_X1": 2, "DFF_X1": 1}   # stats_a -> block "stats"
+    assert blocks[designs.TOP_BLOCK]["cells"] == {"INV_X1": 1}
+    net["modules"]["leaf"]["cells"]["z"] = {"type": "$_AND_"}
+    assert flow.hierarchy_areas(net, "top")[2] == {"$_AND_": 3}   # three leaf instances
+
+
+def test_liberty_file_has_published_areas(tmp_path):
+    text = liberty.liberty_text()
+    for cell, area in liberty.CELL_AREAS.items():
+        assert f"cell({cell}) {{\n    area : {area:.3f};" in text
+    assert 'clear : "!RN";' in text          # DFFR_X1: active-low reset
+    assert liberty.NAND2_AREA == 0.798
+
+
+def test_headline_ratios():
+    def fake(name, blocks):
+        b = {k: {"area_um2": v, "area_ge": v / 0.798} for k, v in blocks.items()}
+        total = sum(blocks.values())
+        return {"group": "bn", "format": name, "area_um2": total, "area_ge": total / 0.798,
+                "blocks": b}
+    h = report.headline([fake("lightnorm", {"stats": 10.0, "recip": 30.0}),
+                         fake("fp32_bn", {"stats": 40.0, "recip": 60.0}),
+                         fake("bf16_bn", {"stats": 20.0, "recip": 60.0})])
+    assert math.isclose(h["baselines"]["fp32_bn"]["ratio"], 0.4)
+    assert math.isclose(h["baselines"]["bf16_bn"]["saving"], 0.5)
+    assert math.isclose(h["blocks"]["stats"]["fp32_bn_saving"], 0.75)
+    assert report.headline([fake("lightnorm", {"stats": 1.0})]) is None
+
+
+def test_traffic_model_counts_stream_bits():
+    from lightnorm.golden.bnconfig import FP32_BN, LIGHTNORM
+    bits = energy.traffic_bits(FP32_BN)
+    # conventional: x read 3x forward, y once; backward x and dy twice, dx once (32-bit words)
+    assert bits["x_fwd"] == 96 and bits["y"] == 32 and bits["x_bwd"] == 64
+    assert bits["dy"] == 64 and bits["dx"] == 32
+    ln = energy.traffic_bits(LIGHTNORM)
+    # BFP8 with 5-bit magnitudes: 6 bits per element + 8-bit exponent / 8 = 7 bits
+    assert ln["y"] == 7 and ln["x_fwd"] == 14
+
+
+@pytest.mark.parametrize("preset", ["fp32_bn", "bf16_bn"])
+def test_documented_op_counts_match_golden_energy(preset):
+    # The fallback counts (from docs/bn-spec.md) must price the same as the golden model's.
+    from lightnorm.golden import bn
+    from lightnorm.golden.bnconfig import BN_PRESETS
+    cfg = BN_PRESETS[preset]
+    golden = energy._energy_of(bn.op_counts(cfg, m=64), energy.DEFAULT_M)
+    documented = energy._energy_of(energy.documented_op_counts(cfg), energy.DEFAULT_M)
+    assert math.isclose(golden, documented, rel_tol=1e-9)
