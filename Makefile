@@ -11,6 +11,14 @@ SIM     ?= verilator
 JOBS    ?= auto
 BUILD   ?= build
 export SIM
+# WAVES=1 dumps build/sim/<sim>/<test>/dump.fst (Verilator) or <top>.vcd (Icarus).
+ifdef WAVES
+export WAVES
+endif
+# Vectors per operation in the random regressions (default 20000; test-icarus uses fewer).
+ifdef LIGHTNORM_VECTORS
+export LIGHTNORM_VECTORS
+endif
 
 VPY      := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
@@ -20,16 +28,16 @@ RUN       = env PATH="$(CURDIR)/$(VENV)/bin:$(VROOT)/bin:$$PATH" VERILATOR_ROOT=
                 PYTHONPATH="$(CURDIR)" LIGHTNORM_BUILD="$(CURDIR)/$(BUILD)"
 PYTEST    = $(RUN) $(VPY) -m pytest -n $(JOBS)
 
-.PHONY: help venv verilog test test-long test-golden lint synth fpga sweep bench study clean distclean
+.PHONY: help venv verilog test test-long test-icarus test-golden lint synth fpga sweep bench study clean distclean
 
 help:           ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 16
-	@echo "variables: SIM=verilator|icarus  WAVES=1 (FST/VCD dumps)  JOBS=auto|N"
+	@echo "variables: SIM=verilator|icarus  WAVES=1 (FST/VCD dumps)  JOBS=auto|N  LIGHTNORM_VECTORS=N (random vectors per op)"
 
 $(STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e ".[test,synth]"
+	$(VPY) -m pip install --quiet -e ".[test,synth,study]"
 	@touch $@
 
 venv: $(STAMP)  ## create or refresh the virtual environment (.venv) from pyproject.toml
@@ -46,6 +54,12 @@ test: $(STAMP)  ## golden-model oracle checks + cocotb regressions (< 15 min on 
 test-long: $(STAMP)  ## the full matrix: all units x formats x modes x depths, 10^6 vectors
 	$(PYTEST) -m "long or not long" --long
 
+# Icarus is ~10x slower per cycle than Verilator: CI runs every test on it, with 3,000 random
+# vectors per operation and the exhaustive 8-bit runs in one mode per unit and format.
+ICARUS_K = not test_exhaustive_8bit or e4m3-s0 or e5m2_rtz-s0
+test-icarus: $(STAMP)  ## the regression on Icarus Verilog (CI subset, see ICARUS_K)
+	$(RUN) SIM=icarus LIGHTNORM_VECTORS=3000 $(VPY) -m pytest -n $(JOBS) -m "sim and not long" -k "$(ICARUS_K)"
+
 synth: $(STAMP)  ## Yosys area reports -> build/reports/area.{json,csv,md,png}
 	$(RUN) $(VPY) -m lightnorm.synth --out $(BUILD)/reports
 
@@ -59,6 +73,9 @@ fpga: $(FPGA_STAMP)  ## ECP5 LUTs/FFs/DSPs/Fmax (yowasp nextpnr, out of context)
 
 sweep: $(STAMP)  ## BN area vs exponent/mantissa bits, BFP group = lanes -> build/reports/sweep.{csv,png}
 	$(RUN) $(VPY) -m lightnorm.synth.sweep --out $(BUILD)/reports
+
+study: $(STAMP)  ## numerics study: range sigma, BN error sweep, CNN training -> build/study/ (~30 min, 2 cores)
+	$(RUN) $(VPY) -m lightnorm.study --out $(BUILD)/study --jobs 2
 
 clean:  ## remove build outputs
 	rm -rf $(BUILD) sim_build .pytest_cache

@@ -109,7 +109,7 @@ class FPDiv(wiring.Component):
     Notes
     -----
     Registers may go after unpacking, after each quarter of the ``p + 3`` divider rows, and
-    before RoundPack (5 places for ``p >= 3``); ``stages`` are spread evenly over them and any
+    before RoundPack (5 places for every format); ``stages`` are spread evenly over them and any
     further stages follow RoundPack.
     """
 

@@ -10,7 +10,7 @@ Mirrors :func:`lightnorm.golden.fp.min` / :func:`~lightnorm.golden.fp.max`:
 No rounding happens, so the result needs no RoundPack.
 """
 
-from amaranth.hdl import Module, Const, Cat, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Const, Cat, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -69,14 +69,13 @@ class FPMinMax(wiring.Component):
         a = Mux(ua.is_zero, Cat(Const(0, w - 1), ua.sign), self.i.payload.a)
         b = Mux(ub.is_zero, Cat(Const(0, w - 1), ub.sign), self.i.payload.b)
 
-        # Order key, monotone in the value with -0 < +0: magnitude, or -magnitude - 1 if negative.
-        def key(x):
-            mag = x[:w - 1]
-            return Mux(x[w - 1], -mag - 1, mag).as_signed()
-
-        ka, kb = Signal(signed(w + 1)), Signal(signed(w + 1))
-        m.d.comb += [ka.eq(key(a)), kb.eq(key(b))]
-        pick_a = Mux(self.i.payload.max, ka >= kb, ka <= kb)
+        # a < b in value order with -0 < +0: different signs -> a is the negative one; same sign
+        # -> magnitude order, reversed for negatives.  Equal magnitudes and signs mean equal
+        # (flushed) bit patterns, where either choice is the same result, so one magnitude
+        # comparator is enough (no two's-complement keys as in the golden model: same order).
+        sa, sb = a[w - 1], b[w - 1]
+        a_lt_b = Mux(sa != sb, sa, (a[:w - 1] < b[:w - 1]) ^ sa)
+        pick_a = Mux(self.i.payload.max, ~a_lt_b, a_lt_b)
 
         a, b, pick_a, nan_a, nan_b = pipe.cut(m, (a, b, pick_a, ua.is_nan, ub.is_nan),
                                               name="compare")

@@ -1,4 +1,4 @@
-"""FP square root: ``o = sqrt(a)``, correctly rounded once by :class:`~lightnorm.rtl.round.RoundPack`.
+"""FP square root ``o = sqrt(a)``, rounded once by :class:`~lightnorm.rtl.round.RoundPack`.
 
 Scheme (the same intermediate as :func:`lightnorm.golden.fp.sqrt`)
 ------------------------------------------------------------------
@@ -11,9 +11,10 @@ With ``k = floor((p + 4) / 2)`` (so ``2k >= p + 3``) the radicand ``S = A << 2k`
 
 so ``sqrt(a) = (r + sticky*eps) * 2^((e - 2k) / 2)``: ``p + 2`` or more significant bits plus
 sticky -- one more than one correct rounding needs, kept so that the intermediate is exactly the
-one golden ``sqrt`` hands to ``round_pack``.  ``(0, exp, r, sticky)`` goes to RoundPack; the result of
-a square root of a finite positive number is always in the normal range, so only the rounding
-itself (and a carry into the next binade) ever happens there.
+one golden ``sqrt`` hands to ``round_pack``.  ``(sign, exp, r, sticky)`` goes to RoundPack.  The
+root of a finite number never overflows; it can be subnormal only in formats with
+``man_bits > bias - 1`` (e.g. E2M5), and RoundPack's subnormal/FTZ rules then apply as for every
+other operator.
 
 Special cases override the rounded value: NaN and any negative non-zero operand (including -Inf)
 give the canonical NaN; ``sqrt(+-0) = +-0``; ``sqrt(+Inf) = +Inf``.  With ``fmt.subnormals=False``
@@ -133,7 +134,8 @@ class FPSqrt(wiring.Component):
         a_even = Mux(odd, Cat(Const(0, 1), ua.sig), ua.sig)
         k = (p + 4) // 2
         # sqrt(a) = sqrt(A' * 2^2k) * 2^((e' - 2k) / 2), e' = e - odd (even).
-        lo, hi = (fmt.emin - 2 * fmt.man_bits - 1 - 2 * k) // 2, (fmt.emax + 1 - fmt.man_bits - 2 * k) // 2
+        lo = (fmt.emin - 2 * fmt.man_bits - 1 - 2 * k) // 2
+        hi = (fmt.emax + 1 - fmt.man_bits - 2 * k) // 2
         exp_shape = signed_range_shape(lo, hi)
         exp = Signal(exp_shape)
         m.d.comb += exp.eq((e - odd - 2 * k) >> 1)   # arithmetic shift of an even number

@@ -16,7 +16,7 @@ drops into a sticky bit).
 All components in this module are purely combinational (no clock domain).
 """
 
-from amaranth.hdl import Const, C, Cat, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Const, C, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
@@ -131,7 +131,15 @@ class RoundPack(wiring.Component):
 
     ``eps`` is a positive amount smaller than one unit of ``sig``'s LSB: ``sticky`` says "the exact
     value has more non-zero bits below ``sig``".  ``sig`` need not be normalized; the leading-zero
-    count and shift happen here.  Combinational.
+    count and shift happen here.  Combinational.  (The golden model requires ``sig`` to have a bit
+    below the result's LSB whenever ``sticky`` is set; if a caller breaks that, the hardware
+    treats the sticky as lying below the guard bit.)
+
+    Steps: ``e0`` = biased exponent of ``sig``'s top bit; shift left by the leading-zero count,
+    clamped so the exponent field stays >= 1 (the subnormal grid); if ``e0 < 1``, shift right
+    instead, ORing lost bits into the sticky; round ``precision`` bits with guard and sticky;
+    pack as ``(exp_field_base << man_bits) + rounded`` so the hidden bit and a rounding carry add
+    into the exponent field; then overflow, flush-to-zero and the special overrides.
 
     Rules (mirroring :func:`lightnorm.golden.fp.round_pack`):
 
@@ -195,7 +203,6 @@ class RoundPack(wiring.Component):
         })
 
     def elaborate(self, platform):
-        from amaranth.hdl import Module
         m = Module()
         fmt = self.fmt
         p = fmt.precision
@@ -322,7 +329,6 @@ class Unpack(wiring.Component):
         })
 
     def elaborate(self, platform):
-        from amaranth.hdl import Module
         m = Module()
         fmt = self.fmt
         frac = self.a[:fmt.man_bits]

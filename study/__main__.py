@@ -34,12 +34,20 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--configs", nargs="+", default=None,
                    help="training configurations (default: float32 and every preset/grad)")
+    p.add_argument("--kinds", nargs="+", default=["standard", "relu"],
+                   help="input kinds of the error study (default: standard relu)")
     p.add_argument("--assemble", action="store_true",
                    help="only rebuild the training summary from finished train_part_*.json files")
     args = p.parse_args(argv)
     out = args.out or _default_out()
     out.mkdir(parents=True, exist_ok=True)
     timing = {}
+    if args.assemble:
+        from .train import summarize_training
+        summarize_training(str(out))
+        print(f"assembled {out}/train_summary.csv, train.png")
+        return timing
+
 
     if "sigma" in args.parts:
         from .sigma import run_sigma_study
@@ -59,15 +67,9 @@ def main(argv=None):
                             sweep=True, exps=(5,), mans=(3,), extras=(8,), groups=(8,),
                             bfp_mans=(4,), chunks=(4,))
         else:
-            run_error_study(str(out), jobs=args.jobs)
+            run_error_study(str(out), jobs=args.jobs, kinds=tuple(args.kinds))
         timing["errors"] = time.perf_counter() - t
         print(f"errors: {timing['errors']:.0f} s -> {out}/bn_errors.csv, bn_errors.png", flush=True)
-
-    if args.assemble:
-        from .train import summarize_training
-        summarize_training(str(out))
-        print(f"assembled {out}/train_summary.csv, train.png")
-        return timing
 
     if "train" in args.parts:
         from .train import run_training_study

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..golden.formats import FLOAT_PRESETS, FP32
 
 __all__ = [
-    "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "HEADLINE", "Design", "block_of",
+    "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "BFP_MAX_MAN", "HEADLINE", "Design", "block_of",
     "unit_designs", "bn_designs", "default_designs", "pending",
 ]
 
@@ -28,6 +28,9 @@ BN_BLOCKS = ("stats", "range", "recip", "normalize", "bfp", "control")
 
 #: Block name for cells that sit directly in the top module (glue logic, handshakes).
 TOP_BLOCK = "top"
+
+#: Largest BFP magnitude width in the unit table (reference LightNorm: 3..8 bits per element).
+BFP_MAX_MAN = 8
 
 #: Lane count G at which the BN presets are compared.
 BN_LANES = 8
@@ -75,9 +78,9 @@ class Design:
     params: dict = field(default_factory=dict, compare=False)
 
 
-# (module, class, how the constructor is called, which presets).  A binary/unary FP unit takes
-# (fmt, *, stages=1); the converter takes the source and destination formats; the BFP codecs
-# take the BFP format (group 8, the format's precision as magnitude bits) and the float format.
+# A binary/unary FP unit takes (fmt, *, stages=1); the converter takes the source and destination
+# formats; the BFP codecs take the BFP format (group G = 8, magnitude bits = the format's precision
+# capped at BFP_MAX_MAN) and the float format.
 _FP_UNITS = (
     ("fpadd", "FPAddSub"),
     ("fpmul", "FPMul"),
@@ -133,7 +136,9 @@ def unit_designs(formats=None, *, stages=1):
             continue
         from ..golden.formats import BfpFormat
         for fname, fmt in formats.items():
-            bfmt = BfpFormat(BN_LANES, min(fmt.precision, 24))
+            # Magnitude bits: the element precision, capped at 8 (the largest BFP mantissa of
+            # the reference LightNorm settings, 3..8); the BN presets use p = 5 and 4.
+            bfmt = BfpFormat(BN_LANES, max(2, min(fmt.precision, BFP_MAX_MAN)))
             out.append(Design(f"{cls_name.lower()}_{fname}", "unit", cls_name,
                               f"{fname}/{bfmt.name}",
                               partial(cls, bfmt, fmt, stages=stages),

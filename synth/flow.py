@@ -7,9 +7,10 @@ Per design, one Yosys script (see :func:`yosys_script`) does:
 2. ``dfflibmap`` + ``abc -liberty`` onto the project's minimal NanGate45-derived liberty file
    (:mod:`lightnorm.synth.liberty`), then ``stat -liberty ... -json`` written with ``tee -o`` and
    the mapped netlist written with ``write_json`` (hierarchical, then flattened);
-3. from the generic netlist saved before step 2: flatten, flip-flops legalized to ``$_DFF_P_``
-   (synchronous reset becomes logic, as in step 2), ``abc -g cmos`` onto Yosys' CMOS gate set and
-   ``stat -tech cmos -json`` for a transistor estimate.
+3. the flattened mapped netlist with every liberty cell replaced 1:1 by the Yosys internal gate
+   of the same function (``techmap``; NAND2_X1 -> ``$_NAND_``, AOI21_X1 -> ``$_AOI3_``, DFF_X1 ->
+   ``$_DFF_P_``, ...: the liberty cells are a subset of Yosys' CMOS gate set) and
+   ``stat -tech cmos -json`` for a transistor estimate of the same netlist whose area is reported.
 
 Nothing is read from the console (YoWASP loses console output after ABC): Yosys logs to a file
 (``-l``) and every number comes from the JSON files it writes.  Areas are recomputed here from the
@@ -48,7 +49,7 @@ def ge(area_um2):
     return area_um2 / liberty.NAND2_AREA
 
 
-def yosys_script(top, il_path, lib_path):
+def yosys_script(top, il_path, lib_path, gates_path):
     """The Yosys script for one design (paths are relative to the design's work directory)."""
     return f"""\
 read_liberty -lib {lib_path}
@@ -57,7 +58,6 @@ hierarchy -check -top {top}
 synth -top {top}
 delete t:$scopeinfo
 opt_clean
-design -save generic
 # -- liberty mapping: flip-flops first, then ABC with the unit-delay library
 dfflibmap -liberty {lib_path}
 abc -liberty {lib_path}
@@ -70,13 +70,8 @@ flatten
 delete t:$scopeinfo
 opt_clean
 write_json flat.json
-# -- transistor estimate on Yosys' CMOS gate set
-design -load generic
-flatten
-delete t:$scopeinfo
-dfflegalize -cell $_DFF_P_ 01
-abc -g cmos
-opt_clean
+# -- transistor estimate: each liberty cell -> its one Yosys CMOS gate (1:1), then count
+techmap -map {gates_path}
 tee -q -o cmos.json stat -tech cmos -json
 """
 
@@ -260,7 +255,10 @@ def synthesize(design, workdir, lib_path):
     with open(os.path.join(workdir, "synth.ys"), "w") as f:
         # Relative paths only: YoWASP maps the host's /tmp to a private directory, so an absolute
         # path under /tmp would not reach the host file; relative ones always do.
-        f.write(yosys_script(design.name, "design.il", os.path.relpath(lib_path, workdir)))
+        f.write(yosys_script(design.name, "design.il", os.path.relpath(lib_path, workdir),
+                             "gates.v"))
+    with open(os.path.join(workdir, "gates.v"), "w") as f:
+        f.write(liberty.gate_techmap_text())
     log = os.path.join(workdir, "yosys.log")
     run_yosys("synth.ys", "yosys.log", workdir)
 

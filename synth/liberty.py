@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AREA_SOURCE", "CELL_AREAS", "DERIVED_AREAS", "ALL_AREAS", "NAND2_AREA", "Cell", "CELLS", "FLIP_FLOPS", "LIBRARY_NAME",
-    "DEFAULT_PATH", "liberty_text", "write_liberty",
+    "DEFAULT_PATH", "liberty_text", "gate_techmap_text", "write_liberty",
 ]
 
 #: Where the numbers in :data:`CELL_AREAS` come from.
@@ -78,6 +78,9 @@ class Cell:
         Liberty boolean function of the output (for flip-flops: the stored state ``IQ``).
     ff : dict or None
         Liberty ``ff`` group attributes for sequential cells.
+    gate : tuple
+        ``(yosys_cell, {yosys_pin: cell_pin})``: the one Yosys internal gate with the same
+        function, used to count transistors of the mapped netlist (``stat -tech cmos``).
     """
 
     name: str
@@ -85,6 +88,7 @@ class Cell:
     output: str
     function: str
     ff: dict = None
+    gate: tuple = None
 
     @property
     def area(self):
@@ -93,22 +97,33 @@ class Cell:
 
 #: The cells, in the order they appear in the file.  Functions use NanGate's pin names.
 CELLS = (
-    Cell("BUF_X1", ("A",), "Z", "A"),
-    Cell("INV_X1", ("A",), "ZN", "!A"),
-    Cell("NAND2_X1", ("A1", "A2"), "ZN", "!(A1 & A2)"),
-    Cell("NOR2_X1", ("A1", "A2"), "ZN", "!(A1 | A2)"),
-    Cell("AND2_X1", ("A1", "A2"), "ZN", "(A1 & A2)"),
-    Cell("OR2_X1", ("A1", "A2"), "ZN", "(A1 | A2)"),
-    Cell("XOR2_X1", ("A", "B"), "Z", "(A ^ B)"),
-    Cell("XNOR2_X1", ("A", "B"), "ZN", "!(A ^ B)"),
-    Cell("MUX2_X1", ("A", "B", "S"), "Z", "((S & B) | (A & !S))"),
+    Cell("BUF_X1", ("A",), "Z", "A", gate=("$_BUF_", {"A": "A", "Y": "Z"})),
+    Cell("INV_X1", ("A",), "ZN", "!A", gate=("$_NOT_", {"A": "A", "Y": "ZN"})),
+    Cell("NAND2_X1", ("A1", "A2"), "ZN", "!(A1 & A2)",
+         gate=("$_NAND_", {"A": "A1", "B": "A2", "Y": "ZN"})),
+    Cell("NOR2_X1", ("A1", "A2"), "ZN", "!(A1 | A2)",
+         gate=("$_NOR_", {"A": "A1", "B": "A2", "Y": "ZN"})),
+    Cell("AND2_X1", ("A1", "A2"), "ZN", "(A1 & A2)",
+         gate=("$_AND_", {"A": "A1", "B": "A2", "Y": "ZN"})),
+    Cell("OR2_X1", ("A1", "A2"), "ZN", "(A1 | A2)",
+         gate=("$_OR_", {"A": "A1", "B": "A2", "Y": "ZN"})),
+    Cell("XOR2_X1", ("A", "B"), "Z", "(A ^ B)", gate=("$_XOR_", {"A": "A", "B": "B", "Y": "Z"})),
+    Cell("XNOR2_X1", ("A", "B"), "ZN", "!(A ^ B)",
+         gate=("$_XNOR_", {"A": "A", "B": "B", "Y": "ZN"})),
+    Cell("MUX2_X1", ("A", "B", "S"), "Z", "((S & B) | (A & !S))",
+         gate=("$_MUX_", {"A": "A", "B": "B", "S": "S", "Y": "Z"})),
     # AOI21/OAI21: the B1/B2 pair is the AND (OR) pair, A the single input, as in NanGate.
-    Cell("AOI21_X1", ("A", "B1", "B2"), "ZN", "!(A | (B1 & B2))"),
-    Cell("OAI21_X1", ("A", "B1", "B2"), "ZN", "!(A & (B1 | B2))"),
-    Cell("DFF_X1", ("D", "CK"), "Q", "IQ", {"next_state": "D", "clocked_on": "CK"}),
+    # Yosys: $_AOI3_ Y = !((A & B) | C), $_OAI3_ Y = !((A | B) & C).
+    Cell("AOI21_X1", ("A", "B1", "B2"), "ZN", "!(A | (B1 & B2))",
+         gate=("$_AOI3_", {"A": "B1", "B": "B2", "C": "A", "Y": "ZN"})),
+    Cell("OAI21_X1", ("A", "B1", "B2"), "ZN", "!(A & (B1 | B2))",
+         gate=("$_OAI3_", {"A": "B1", "B": "B2", "C": "A", "Y": "ZN"})),
+    Cell("DFF_X1", ("D", "CK"), "Q", "IQ", {"next_state": "D", "clocked_on": "CK"},
+         gate=("$_DFF_P_", {"C": "CK", "D": "D", "Q": "Q"})),
     # Asynchronous clear, active low (RN = 0 forces Q = 0).
     Cell("DFFR_X1", ("D", "CK", "RN"), "Q", "IQ",
-         {"next_state": "D", "clocked_on": "CK", "clear": "!RN"}),
+         {"next_state": "D", "clocked_on": "CK", "clear": "!RN"},
+         gate=("$_DFF_PN0_", {"C": "CK", "D": "D", "R": "RN", "Q": "Q"})),
 )
 
 #: Names of the sequential cells.
@@ -199,6 +214,22 @@ library({LIBRARY_NAME}) {{
   slew_upper_threshold_pct_fall : 80;
 """
     return header + "\n".join(_cell_text(c) for c in CELLS) + "\n}\n"
+
+
+def gate_techmap_text():
+    """A Yosys techmap file that replaces each liberty cell by its one Yosys internal gate.
+
+    Every cell of :data:`CELLS` has exactly one Yosys gate with the same function, so the mapped
+    netlist *is* a netlist of Yosys' CMOS gate set after this 1:1 substitution, and
+    ``stat -tech cmos`` counts the transistors of the very netlist whose area is reported.
+    """
+    out = ["// Written by lightnorm.synth.liberty: liberty cell -> Yosys gate, 1:1."]
+    for c in CELLS:
+        ypins = ", ".join(f".{y}({p})" for y, p in c.gate[1].items())
+        ins = ", ".join(c.inputs)
+        out.append(f"module {c.name}(input {ins}, output {c.output});\n"
+                   f"  \\{c.gate[0]} _TECHMAP_REPLACE_ ({ypins});\nendmodule")
+    return "\n".join(out) + "\n"
 
 
 def write_liberty(path):

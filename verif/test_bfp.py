@@ -7,6 +7,8 @@ group, mantissa overflow on rounding, subnormals).  Rounding mode, FTZ, depth an
 rotate over the cases so each codec meets all of them.
 """
 
+import os
+
 import pytest
 
 from lightnorm.golden.formats import BF16, E6M5, FP10_154, FP10_163, FP16, FP32, BfpFormat
@@ -16,7 +18,8 @@ from .units import Case, run_case
 FORMATS = [FP32, FP16, BF16, FP10_154, FP10_163, E6M5]
 MODES = [("rne", True), ("rtz", False), ("rtz", True), ("rne", False)]
 PAUSES = [(0.0, 0.0), (0.2, 0.3), (0.4, 0.5)]
-N_DEFAULT = 20_000
+#: Vectors per operation; ``LIGHTNORM_VECTORS`` lowers it for the slower Icarus runs in CI.
+N_DEFAULT = int(os.environ.get("LIGHTNORM_VECTORS", "20000"))
 UNITS = ["bfp_encoder", "bfp_decoder", "bfp_roundtrip"]
 
 

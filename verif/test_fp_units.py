@@ -9,6 +9,8 @@ all four modes, at several depths and under heavy back-pressure as well as at fu
 run of 10^6 vectors per unit and format.
 """
 
+import os
+
 import pytest
 
 from lightnorm.golden.formats import BF16, E6M5, FP10_154, FP10_163, FP16, FP32
@@ -26,7 +28,8 @@ PAUSES = [(0.0, 0.0), (0.2, 0.3), (0.5, 0.6)]
 CONVERT_TO = {FP32: FP16, FP16: FP32, BF16: FP10_163, FP10_154: FP16, FP10_163: BF16,
               E6M5: FP10_154}
 FP_UNITS = [name for name, u in UNITS.items() if u.kind in ("binary", "unary", "convert")]
-N_DEFAULT = 20_000
+#: Vectors per operation; ``LIGHTNORM_VECTORS`` lowers it for the slower Icarus runs in CI.
+N_DEFAULT = int(os.environ.get("LIGHTNORM_VECTORS", "20000"))
 N_LONG = 1_000_000
 
 

@@ -34,8 +34,8 @@ def test_standin_streams_everything(stages):
 
 @pytest.mark.sim
 @pytest.mark.parametrize("fault, message", [
-    ("drop", r"transfer\(s\) lost.*missing"),
-    ("duplicate", r"duplicated or spurious.*arrived twice"),
+    ("drop", r"(?s)transfer\(s\) lost.*missing"),
+    ("duplicate", r"(?s)duplicated or spurious.*arrived twice"),
     ("corrupt", r"results differ from the golden model"),
     ("unstable", r"o.valid fell before"),
 ])

@@ -1,10 +1,11 @@
 """Quick Amaranth-simulator self-checks of FPDiv, FPSqrt, BfpEncoder and BfpDecoder.
 
-Bit-exact against the golden models (:func:`lightnorm.golden.fp.div`, :func:`~lightnorm.golden.fp.sqrt`,
-:mod:`lightnorm.golden.bfp`), in both rounding modes and with flush-to-zero, with random valid/ready
-pauses on both sides of the stream.  These run in Amaranth's Python simulator in well under a
-minute; the large regressions (exhaustive 8-bit, 20k+ vectors per format, both HDL simulators) are
-the cocotb tests, which take the same components through Verilog.
+Bit-exact against the golden models (:func:`lightnorm.golden.fp.div`,
+:func:`~lightnorm.golden.fp.sqrt`, :mod:`lightnorm.golden.bfp`), in both rounding modes and with
+flush-to-zero, with random valid/ready pauses on both sides of the stream.  These run in
+Amaranth's Python simulator in about 45 s of CPU time; the large regressions (exhaustive 8-bit,
+20k+ vectors per format, both HDL simulators) are the cocotb tests, which take the same
+components through Verilog.
 """
 
 import gc
@@ -27,7 +28,7 @@ from lightnorm.rtl.fpsqrt import FPSqrt
 RTZ_FTZ = dict(rounding="rtz", subnormals=False)
 
 
-# -- stream driver ----------------------------------------------------------------------------------
+# -- stream driver --------------------------------------------------------------------------------
 def simulate(dut, payloads, *, seed=0, pause=0.25):
     """Stream ``payloads`` (ints) through ``dut`` with random valid/ready pauses; return outputs.
 
@@ -65,7 +66,8 @@ def simulate(dut, payloads, *, seed=0, pause=0.25):
             cycles += 1
             assert cycles < 50 * (len(payloads) + 10), "stream stalled"
             if held is not None:
-                assert valid and payload == held, "o.valid withdrawn or payload changed while stalled"
+                assert valid and payload == held, \
+                    "o.valid withdrawn or payload changed while stalled"
             held = None
             if valid and ready:
                 out.append(payload)
@@ -113,7 +115,7 @@ def _mismatch_report(what, inputs, got, want):
     return "\n".join(lines)
 
 
-# -- FP divide and square root -------------------------------------------------------------------
+# -- FP divide and square root --------------------------------------------------------------------
 def _operands(fmt, n, rng):
     """Corner cases against each other, then biased random operands: ``n`` pairs."""
     c = vectors.corners(fmt)
@@ -193,7 +195,7 @@ def test_divsqrt_specials():
     assert [int(x) for x in got] == [nz]
 
 
-# -- BFP --------------------------------------------------------------------------------------------
+# -- BFP ------------------------------------------------------------------------------------------
 def _pack_words(fmt, groups):
     """Rows of ``group`` bit patterns -> one int per group (element 0 in the low bits)."""
     out = np.zeros(len(groups), dtype=object)
@@ -311,7 +313,7 @@ def test_bfp_layout_is_golden_pack_layout():
     assert elems.shape.length == bfmt.group
 
 
-# -- interface contract -----------------------------------------------------------------------------
+# -- interface contract ---------------------------------------------------------------------------
 @pytest.mark.parametrize("stages", [0, 1, 4, 9])
 @pytest.mark.parametrize("make", [
     lambda s: FPDiv(FP10_154, stages=s),

@@ -14,12 +14,15 @@ Per lane, the levels (format A forward, AB backward; docs/bn-spec.md sections 4 
     L1     d  = sub_A(cv(x), mu)   [VAR]        d  = sub_AB(cv(x), mu)
     L2     mA = mul_A(d, d) [VAR] | a*cv(x)     m1 = mul_AB(d, s) [BSTAT] | (c1, d) [DX, bn]
     L3     y  = add_A(mA, b)                    m2 = mul_AB(cv(dy), m1) [BSTAT] | (a, cv(dy)) [DX]
-    L4                                          u  = sub_AB(m2, c0 | c0p | c0m)  [DX]
+    L4    (y here when A == AB, see below)      u  = sub_AB(m2, c0 | c0p | c0m)  [DX]
     L5                                          dx = sub_AB(u, m1)               [DX, bn]
     enc    y -> y_bfp / F                       dx -> dx_bfp / B
 
 Units are shared between passes where the operation and format agree (L2 and L3 serve both
-backward passes), never between forward and backward (different formats).  Statistics passes
+backward passes).  When the forward and backward formats are the same (A == AB, the conventional
+presets) the forward and backward operations of L1, L2 and L4 share one core per lane as well
+(y = ma + b then moves to L4's adder/subtracter), which is what a conventional BN unit would
+do: 3 adders and 2 multipliers per lane in the datapath instead of 5 and 3.  Statistics passes
 consume the pipeline output internally (``stats``/``range`` blocks); ``Y``/``DX`` passes send it
 to ``dout``.
 """
@@ -100,35 +103,50 @@ class Normalize(Elaboratable):
                 v[f"ismin{l}"] = self.rng.ismin[l]
         v = cut(v, cfg.bfp_stages)
 
-        # L1: exact conversions (wiring) and the centring subtraction
+        # L1: exact conversions (wiring) and the centring subtraction.  When the forward and
+        # backward formats coincide (the conventional presets) one core per level serves both
+        # directions, the operands chosen by the pass kind.
+        share = A == AB
         for l in range(G):
             v[f"xa{l}"] = fp_convert(m, f"cv_x_a_l{l}", F, A, v[f"x{l}"])
             v[f"xb{l}"] = fp_convert(m, f"cv_x_ab_l{l}", F, AB, v[f"x{l}"])
             v[f"dyb{l}"] = fp_convert(m, f"cv_dy_ab_l{l}", B, AB, v[f"dy{l}"])
+            mu_b = ctl.p1[l][:AB.width]
+            if cfg.algorithm == "conventional" and share:
+                d = fp_sub(m, f"sub_mu_l{l}", A, v[f"xa{l}"],
+                           Mux(kind == KIND_VAR, vals["mu"][l], mu_b))
+                v[f"da{l}"] = v[f"db{l}"] = d
+                continue
             if cfg.algorithm == "conventional":
                 v[f"da{l}"] = fp_sub(m, f"sub_mu_a_l{l}", A, v[f"xa{l}"], vals["mu"][l])
-            v[f"db{l}"] = fp_sub(m, f"sub_mu_ab_l{l}", AB, v[f"xb{l}"], ctl.p1[l][:AB.width])
+            v[f"db{l}"] = fp_sub(m, f"sub_mu_ab_l{l}", AB, v[f"xb{l}"], mu_b)
         v = cut(v, lvl)
 
         # L2
         for l in range(G):
             a_l = Mux(infer, ctl.p0[l][:A.width], vals["a"][l])
-            if cfg.algorithm == "conventional":
-                var = kind == KIND_VAR
-                ma = fp_mul(m, f"mul_a_l{l}", A, Mux(var, v[f"da{l}"], a_l),
-                            Mux(var, v[f"da{l}"], v[f"xa{l}"]))
-            else:
-                ma = fp_mul(m, f"mul_a_l{l}", A, a_l, v[f"xa{l}"])
-            v[f"ma{l}"] = ma
             s_l = ctl.p2[l][:AB.width]
             k1 = Mux(kind == KIND_BSTAT, s_l, vals["c1"][l]) if cfg.grad == "bn" else s_l
-            v[f"m1{l}"] = fp_mul(m, f"mul_s_ab_l{l}", AB, v[f"db{l}"], k1)
+            var = kind == KIND_VAR
+            if cfg.algorithm == "conventional":
+                fa = Mux(var, v[f"da{l}"], a_l)
+                fb = Mux(var, v[f"da{l}"], v[f"xa{l}"])
+            else:
+                fa, fb = a_l, v[f"xa{l}"]
+            if share:
+                bwd = (kind == KIND_BSTAT) | (kind == KIND_DX)
+                v[f"ma{l}"] = v[f"m1{l}"] = fp_mul(m, f"mul_l{l}", A, Mux(bwd, v[f"db{l}"], fa),
+                                                   Mux(bwd, k1, fb))
+            else:
+                v[f"ma{l}"] = fp_mul(m, f"mul_a_l{l}", A, fa, fb)
+                v[f"m1{l}"] = fp_mul(m, f"mul_s_ab_l{l}", AB, v[f"db{l}"], k1)
         v = cut(v, lvl)
 
-        # L3
+        # L3 (y = ma + b here, or on the shared L4 subtracter when A == AB)
         for l in range(G):
-            b_l = Mux(infer, ctl.p1[l][:A.width], vals["b"][l])
-            v[f"y{l}"] = fp_add(m, f"add_b_a_l{l}", A, v[f"ma{l}"], b_l)
+            if not share:
+                b_l = Mux(infer, ctl.p1[l][:A.width], vals["b"][l])
+                v[f"y{l}"] = fp_add(m, f"add_b_a_l{l}", A, v[f"ma{l}"], b_l)
             k2 = Mux(kind == KIND_BSTAT, v[f"m1{l}"], vals["a_b"][l])
             v[f"m2{l}"] = fp_mul(m, f"mul_dy_ab_l{l}", AB, v[f"dyb{l}"], k2)
         v = cut(v, lvl)
@@ -141,7 +159,14 @@ class Normalize(Elaboratable):
                 c = Mux(hi, vals["c0p"][l], Mux(lo, vals["c0m"][l], vals["c0"][l]))
             else:
                 c = vals["c0"][l]
-            v[f"u{l}"] = fp_sub(m, f"sub_c0_ab_l{l}", AB, v[f"m2{l}"], c)
+            if share:
+                dx = kind == KIND_DX
+                b_l = Mux(infer, ctl.p1[l][:A.width], vals["b"][l])
+                v[f"u{l}"] = v[f"y{l}"] = fp_add(m, f"addsub_l{l}", AB,
+                                                 Mux(dx, v[f"m2{l}"], v[f"ma{l}"]),
+                                                 Mux(dx, c, b_l), sub=dx)
+            else:
+                v[f"u{l}"] = fp_sub(m, f"sub_c0_ab_l{l}", AB, v[f"m2{l}"], c)
         v = cut(v, lvl)
 
         # L5

@@ -14,7 +14,7 @@ unit's clock period is set by a full (unpipelined) adder.
 All accumulators start at +0 (``clear``) and add only on beats of a statistics pass (``take_*``).
 """
 
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 
 from .common import fp_add
 
@@ -58,13 +58,22 @@ class Stats(Elaboratable):
         cfg = self.cfg
         A, AB = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
         for l in range(cfg.lanes):
-            for name, fmt, take, acc, term in (
-                    ("f", A, self.take_f, self.acc_f[l], self.term_f[l]),
-                    ("g", AB, self.take_b, self.acc_g[l], self.term_g[l]),
-                    ("b", AB, self.take_b, self.acc_b[l], self.term_b[l])):
-                total = fp_add(m, f"acc_{name}_l{l}", fmt, acc, term)
+            if A == AB:
+                # Forward and backward passes never overlap: the A accumulator and dgamma
+                # share one adder when the formats agree (the conventional presets).
+                shared = fp_add(m, f"acc_fg_l{l}", A,
+                                Mux(self.take_b, self.acc_g[l], self.acc_f[l]),
+                                Mux(self.take_b, self.term_g[l], self.term_f[l]))
+                totals = {"f": shared, "g": shared}
+            else:
+                totals = {"f": fp_add(m, f"acc_f_l{l}", A, self.acc_f[l], self.term_f[l]),
+                          "g": fp_add(m, f"acc_g_l{l}", AB, self.acc_g[l], self.term_g[l])}
+            totals["b"] = fp_add(m, f"acc_b_l{l}", AB, self.acc_b[l], self.term_b[l])
+            for name, take, acc in (("f", self.take_f, self.acc_f[l]),
+                                    ("g", self.take_b, self.acc_g[l]),
+                                    ("b", self.take_b, self.acc_b[l])):
                 with m.If(self.clear):
                     m.d.sync += acc.eq(0)
                 with m.Elif(take):
-                    m.d.sync += acc.eq(total)
+                    m.d.sync += acc.eq(totals[name])
         return m
