@@ -15,7 +15,7 @@ import sys
 import time
 
 from . import designs as designs_mod, energy, liberty, report
-from .flow import synthesize_all
+from .flow import collect_existing, synthesize_all
 
 __all__ = ["main"]
 
@@ -39,6 +39,10 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default: 2)")
     ap.add_argument("--only", help="synthesize only designs whose name matches this regex")
     ap.add_argument("--list", action="store_true", help="list the designs and exit")
+    ap.add_argument("--collect", action="store_true",
+                    help="do not run Yosys: build the reports from the designs whose work "
+                         "directories hold a finished run of the current flow (e.g. after an "
+                         "interrupted run); the others are listed as not collected")
     ap.add_argument("--from-json", metavar="AREA_JSON",
                     help="do not synthesize: rewrite the reports from the designs of an existing "
                          "area.json (after a change to the report code)")
@@ -72,6 +76,23 @@ def main(argv=None):
         return 0
 
     lib = liberty.write_liberty(os.path.join(args.work, "nangate45_min.lib"))
+    if args.collect:
+        results, missing = [], {}
+        for d in table:
+            r = collect_existing(d, os.path.join(args.work, d.name), lib)
+            if r is None:
+                missing[d.name] = "no finished run of the current flow in the work directory"
+            else:
+                results.append(r)
+        meta = {"generated_by": "python -m lightnorm.synth --collect", "yosys": _yosys_version(),
+                "jobs": None, "elapsed_s": 0.0, "failures": {}, "pending": pending,
+                "not_collected": missing}
+        e = energy.model()
+        paths = report.write_reports(args.out, results, meta,
+                                     {"data": e, "markdown": energy.markdown(e)})
+        print(f"{len(results)} designs collected, {len(missing)} missing; reports: "
+              + ", ".join(paths.values()))
+        return 0
     start = time.monotonic()
     done = [0]
 

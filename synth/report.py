@@ -173,12 +173,15 @@ def write_markdown(path, results, meta, energy_lines=()):
              "only flip-flop to flip-flop (unit delay model: equals ABC's delay in cells).",
              "- Transistors: `stat -tech cmos` after mapping to Yosys' CMOS gate set; "
              "`-` where Yosys marked the estimate inexact.",
-             f"- Synthesis wall time: {meta.get('elapsed_s', 0):.0f} s with {meta.get('jobs')} "
+             f"- Synthesis wall time: {meta.get('elapsed_s') or 0:.0f} s with {meta.get('jobs')} "
              f"parallel jobs; CPU time {sum(r.get('cpu_s', 0) for r in results):.0f} s "
              "(elaboration + Yosys, summed over designs)."]
     if meta.get("failures"):
         notes += ["", "**Failed designs** (see their yosys.log):", ""]
         notes += [f"- {n}: {m.splitlines()[0]}" for n, m in meta["failures"].items()]
+    if meta.get("not_collected"):
+        notes += ["", f"**Not in this report** ({len(meta['not_collected'])} designs without a "
+                  "finished run of the current flow): " + ", ".join(meta["not_collected"])]
     if meta.get("pending"):
         notes += ["", "**Not yet available** (RTL not importable):", ""]
         notes += [f"- {n}: {m}" for n, m in meta["pending"].items()]

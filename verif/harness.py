@@ -24,7 +24,6 @@ Checks (each one can fail; ``verif/test_harness.py`` proves it with faulty stand
 import time
 
 import numpy as np
-import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 
@@ -226,8 +225,12 @@ class Scoreboard:
         # Locate the first divergence and say what it looks like.
         for k in range(min(n, r)):
             if received[k] != self.expected[k]:
-                if k + 1 < n and received[k] == self.expected[k + 1]:
-                    text += f"; the result of vector {k} is missing ({self._vector(k)})"
+                # A gap: the transfer resumes a few vectors further on.
+                skip = next((j for j in range(1, 17) if k + j < n
+                             and received[k] == self.expected[k + j]), None)
+                if skip is not None:
+                    text += (f"; the results of vectors {k}..{k + skip - 1} are missing "
+                             f"(first: {self._vector(k)})")
                 elif k > 0 and received[k] == received[k - 1]:
                     text += f"; the result of vector {k - 1} arrived twice"
                 else:

@@ -6,8 +6,8 @@ the default, or ``icarus``) in its own directory ``$LIGHTNORM_BUILD/sim/<sim>/<n
 vectors and a ``config.json`` there, runs :mod:`lightnorm.verif.tb_stream` through
 ``cocotb_tools.runner`` and raises ``AssertionError`` with the scoreboard's messages on failure.
 
-``WAVES=1`` dumps ``dump.fst`` (Verilator, ``--trace-fst``) or ``<top>.vcd`` (Icarus) in that
-directory.
+``WAVES=1`` dumps ``dump.fst`` (Verilator, ``--trace-fst``; needs the liblz4 headers, else it
+falls back to ``dump.vcd`` with a warning) or ``<top>.vcd`` (Icarus) in that directory.
 
 Verilator builds spend most of their time compiling Verilator's own runtime (``verilated*.cpp``,
 identical for every design); :class:`_CachedVerilator` compiles it once per flag set into
@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -70,10 +69,13 @@ class _CachedVerilator(Verilator):
 
     def _build_command(self):
         verilate, make = super()._build_command()
-        if self.waves:
+        if self.waves and _have_lz4():
             verilate[verilate.index("--trace")] = "--trace-fst"
+        elif self.waves:
+            self.log.warning("lz4.h not found (apt-get install liblz4-dev): Verilator cannot "
+                             "write FST, dumping VCD (dump.vcd) instead")
         key_src = " ".join([str(self.executable), os.environ.get("CXXFLAGS", ""),
-                            "fst" if self.waves else "notrace",
+                            " ".join(a for a in verilate if a.startswith("--trace")),
                             (Path(os.environ.get("VERILATOR_ROOT", "")) / "include" /
                              "verilated.mk").as_posix()])
         try:
@@ -83,11 +85,22 @@ class _CachedVerilator(Verilator):
             pass
         key = hashlib.sha1(key_src.encode()).hexdigest()[:12]
         cache = build_root() / "sim" / "verilator" / f".runtime-{key}"
+        # The PyPI wheel's verilated.mk was configured without the compiler's "-include" flag
+        # for precompiled headers, which large (multi-file) models use; give it on the command
+        # line (which overrides the makefile's empty assignment).
+        make = make + ["CFG_CXXFLAGS_PCH_I=-include"]
         helper = [sys.executable, "-m", "lightnorm.verif.simulate"]
         return [verilate,
                 helper + ["--restore-runtime", str(cache), str(self.build_dir)],
                 make,
                 helper + ["--save-runtime", str(cache), str(self.build_dir)]]
+
+
+def _have_lz4():
+    """Verilator's FST writer needs the lz4 (and zlib) development headers."""
+    import sysconfig
+    dirs = ["/usr/include", "/usr/local/include", sysconfig.get_paths().get("include", "")]
+    return any((Path(d) / "lz4.h").exists() for d in dirs if d)
 
 
 def _runtime_files(directory):

@@ -60,8 +60,9 @@ async def _run_phase(dut, phase, seed):
         s.ready.value = 0
         s.accepting = False
 
+    await FallingEdge(dut.clk)
     dut.rst.value = 1
-    for _ in range(2):
+    for _ in range(3):
         await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0

@@ -54,6 +54,12 @@ def build_bn(cfg, name):
         stamp.write_text(key)
     runner = _runner(sim)
     sources = [src] if sim != "verilator" else [_verilator_waivers(), src]
+    # The BN unit is big enough that Verilator splits its C++ into many files and compiles
+    # them with a precompiled header; the wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I
+    # empty, so the header would be passed as a linker input.  A command-line variable
+    # (through MAKEFLAGS) restores gcc's "-include".
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
     try:
         runner.build(sources=sources, hdl_toplevel="bn_unit", build_dir=build_dir,
                      timescale=_TIMESCALE, waves=_waves(), log_file=build_dir / "build.log",
@@ -61,6 +67,11 @@ def build_bn(cfg, name):
     except RuntimeError as exc:
         log = (build_dir / "build.log").read_text(errors="replace")
         raise AssertionError(f"{name}: {sim} build failed ({exc}):\n{log[-3000:]}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
     return runner, build_dir
 
 
@@ -76,7 +87,8 @@ def _waves():
 # -- stimulus -------------------------------------------------------------------------------------
 def layer_data(rng, shape, kind):
     """Activations of one layer: ``normal``, ``relu`` (non-negative), ``offset`` (mean >> std),
-    ``tiny``/``huge`` (near the F format's underflow/overflow), ``const`` (constant channels)."""
+    ``tiny``/``huge`` (near the E5 formats' underflow/overflow), ``const`` (constant channels),
+    ``special`` (an Inf, a -Inf and a NaN in the layer: defined propagation, bn-spec 8)."""
     x = rng.standard_normal(shape)
     if kind == "relu":
         return np.maximum(x, 0) * 2.0
@@ -88,6 +100,12 @@ def layer_data(rng, shape, kind):
         return x * 2.0 ** 13
     if kind == "const":
         x[:, ::2] = 1.5         # every other channel constant (zero range)
+        return x
+    if kind == "special":
+        x[0, 0, 0, 0] = np.inf  # poisons channel 0 (and its BFP groups)
+        x[-1, -1, -1, -1] = np.nan
+        if shape[1] > 1:
+            x[0, 1, 0, -1] = -np.inf
         return x
     return x * rng.uniform(0.5, 3.0) + rng.uniform(-2, 2)
 
@@ -275,7 +293,8 @@ def test_bn_pysim(preset, lanes, chunks, changes):
     rng = np.random.default_rng(lanes * 10 + chunks)
     commands = []
     for shape, kind in (((1, lanes + 1, 4, 2 * chunks), "normal"),
-                        ((2, lanes, 3, chunks + 1), "const")):
+                        ((2, lanes, 3, chunks + 1), "const"),
+                        ((1, lanes + 1, 2, 2 * chunks), "special")):
         commands += commands_for(cfg, rng, shape, kind, ("forward", "backward", "inference"))
     phase = make_phase(cfg, commands, 0.25)
     dout, res, _ = run_pysim(cfg, phase)
@@ -288,11 +307,16 @@ LAYERS = [
     ((1, 5, 8, 8), "relu", ("forward", "backward")),
     ((4, 3, 2, 3), "const", ("forward", "backward")),
     ((2, 10, 3, 5), "offset", ("forward", "backward", "inference")),
+    ((2, 9, 2, 4), "tiny", ("forward", "backward", "inference")),
+    ((1, 8, 4, 4), "huge", ("forward", "backward", "inference")),
+    ((2, 4, 2, 8), "special", ("forward", "backward", "inference")),
 ]
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("preset", ["lightnorm", "lightnorm_rne", "fp32_bn", "bf16_bn"])
 def test_bn_layers(preset):
+    """The presets at full size (G = 8): every layer of LAYERS, without and with pauses."""
     cfg = BN_PRESETS[preset]
     rng = np.random.default_rng(7)
     commands = []
@@ -300,6 +324,20 @@ def test_bn_layers(preset):
         commands += commands_for(cfg, rng, shape, kind, modes)
     phases = [make_phase(cfg, commands, 0.0), make_phase(cfg, commands, 0.3)]
     verdict = run_bn(cfg, preset, phases)
+    print("\n".join(summary(verdict)))
+
+
+def test_bn_small_hdl():
+    """A reduced LightNorm unit (G = 2, K = 2) in the HDL simulator named by SIM: forward,
+    backward and inference of two layers, without pauses, with pauses, and again after a reset."""
+    cfg = small_config(BN_PRESETS["lightnorm"], 2, 2)
+    rng = np.random.default_rng(11)
+    commands = []
+    for shape, kind in (((2, 3, 2, 4), "normal"), ((1, 2, 4, 5), "const")):
+        commands += commands_for(cfg, rng, shape, kind, ("forward", "backward", "inference"))
+    phases = [make_phase(cfg, commands, 0.0), make_phase(cfg, commands, 0.3),
+              make_phase(cfg, commands, 0.1)]
+    verdict = run_bn(cfg, "lightnorm_g2k2", phases)
     print("\n".join(summary(verdict)))
 
 

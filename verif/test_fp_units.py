@@ -23,7 +23,7 @@ FORMATS = [FP32, FP16, BF16, FP10_154, FP10_163, E6M5]
 MODES = [("rne", True), ("rtz", False), ("rtz", True), ("rne", False)]
 DEPTHS = [0, 1, 2, 3]
 #: (in_pause, out_pause): full throughput, light and heavy back-pressure.
-PAUSES = [(0.0, 0.0), (0.2, 0.3), (0.5, 0.6)]
+PAUSES = [(0.0, 0.0), (0.2, 0.3), (0.35, 0.45)]
 #: Destination of each regression format in the conversion tests (narrowing and widening).
 CONVERT_TO = {FP32: FP16, FP16: FP32, BF16: FP10_163, FP10_154: FP16, FP10_163: BF16,
               E6M5: FP10_154}

@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 
 from lightnorm.golden import fp, vectors
-from lightnorm.golden.formats import BfpFormat, FloatFormat
+from lightnorm.golden.formats import FloatFormat
 
 from .simulate import run_stream
 
@@ -159,7 +159,7 @@ def _binary_operands(unit, fmt, n, rng, exhaustive):
     return a[order], b[order]
 
 
-def case_vectors(case, n, *, exhaustive=False):
+def case_vectors(case, n, *, exhaustive=False, flags=(0, 1)):
     """Stimulus and golden results of a case.
 
     Parameters
@@ -169,6 +169,8 @@ def case_vectors(case, n, *, exhaustive=False):
         Vectors per operation (a flagged unit runs ``n`` with each flag value); ignored when
         ``exhaustive`` (then every operand pair, with each flag value).
     exhaustive : bool
+    flags : tuple of int
+        Op-select values of a flagged unit to run (e.g. ``(0,)``: additions only).
 
     Returns
     -------
@@ -183,9 +185,11 @@ def case_vectors(case, n, *, exhaustive=False):
         a, b = _binary_operands(unit, fmt, n, rng, exhaustive)
         stim = {"a": a, "b": b}
         if unit.flag:
-            flag = np.concatenate([np.zeros(len(a), np.uint8), np.ones(len(a), np.uint8)])
+            flag = np.concatenate([np.full(len(a), f, np.uint8) for f in flags])
             order = rng.permutation(len(flag))
-            a2, b2, flag = np.concatenate([a, a])[order], np.concatenate([b, b])[order], flag[order]
+            a2 = np.concatenate([a] * len(flags))[order]
+            b2 = np.concatenate([b] * len(flags))[order]
+            flag = flag[order]
             # Flag 1 gets operands of its own (not the same pairs again) unless exhaustive.
             if not exhaustive:
                 b2 = np.where(flag == 1, rng.permutation(b2), b2)
@@ -210,7 +214,8 @@ def case_vectors(case, n, *, exhaustive=False):
     return bfpvectors.case_vectors(case, n, rng, exhaustive=exhaustive)
 
 
-def run_case(case, n, *, tag, exhaustive=False, in_pause=0.2, out_pause=0.2, burst=3.0):
+def run_case(case, n, *, tag, exhaustive=False, flags=(0, 1), in_pause=0.2, out_pause=0.2,
+             burst=3.0):
     """Build the case's component and stream its vectors through the simulator (see
     :func:`lightnorm.verif.simulate.run_stream`); returns the verdict dict.
 
@@ -218,7 +223,7 @@ def run_case(case, n, *, tag, exhaustive=False, in_pause=0.2, out_pause=0.2, bur
     parallel pytest workers never share one.
     """
     component = case.build()
-    v = case_vectors(case, n, exhaustive=exhaustive)
+    v = case_vectors(case, n, exhaustive=exhaustive, flags=flags)
     return run_stream(f"{tag}/{case.name}", component, v["stimulus"],
                       v["expected"], in_formats=v["in_formats"], out_formats=v["out_formats"],
                       seed=case.seed, in_pause=in_pause, out_pause=out_pause, burst=burst,
