@@ -384,6 +384,9 @@ def _plot(curves, names, path):
         kw = {"color": "k", "lw": 2} if n == "float32" else {"color": f"C{i}"}
         ax1.plot(epochs, acc, "o-", label=n, ms=3, **kw)
         ax2.plot(epochs, loss, "o-", label=n, ms=3, **kw)
+    from matplotlib.ticker import MaxNLocator
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("test accuracy % (mean over seeds)")
     ax2.set_xlabel("epoch")

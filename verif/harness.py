@@ -90,6 +90,8 @@ class StreamSource:
         self.mask = (1 << width) - 1
         self.index = 0          # next vector to send
         self.offering = False   # valid is raised this cycle
+        self.idle_for = None    # vector whose complement is on the idle bus
+        self.valid_high = False # what the valid wire carries (reset() drives it low)
         self.cycles = []        # cycle of each input transfer
 
     @property
@@ -101,12 +103,17 @@ class StreamSource:
             return
         if not self.done and self.go[cycle % len(self.go)]:
             self.payload.value = self.stimulus[self.index]
-            self.valid.value = 1
+            if not self.valid_high:
+                self.valid.value = 1
+                self.valid_high = True
             self.offering = True
-        else:
+        elif self.idle_for != self.index:
+            # Signal writes cost as much as a clock edge in cocotb: write on changes only.
             self.valid.value = 0
+            self.valid_high = False
             if not self.done:
                 self.payload.value = ~self.stimulus[self.index] & self.mask
+            self.idle_for = self.index
 
     def sample(self, cycle):
         if self.offering and self.ready.value:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,10 @@ def build_bn(cfg, name):
     stamp = build_dir / "bn_unit.key"
     key = _rtl_key(cfg)
     if not (src.exists() and stamp.exists() and stamp.read_text() == key):
-        _write_if_changed(src, verilog_of(BNUnit(cfg), "bn_unit"))
+        text = verilog_of(BNUnit(cfg), "bn_unit")
+        if sim == "icarus":
+            text = _icarus_time_zero(text)
+        _write_if_changed(src, text)
         stamp.write_text(key)
     runner = _runner(sim)
     sources = [src] if sim != "verilator" else [_verilator_waivers(), src]
@@ -73,6 +77,23 @@ def build_bn(cfg, name):
         else:
             os.environ["MAKEFLAGS"] = saved
     return runner, build_dir
+
+
+_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend[^ ]*) += 0;$", re.M)
+
+
+def _icarus_time_zero(text):
+    """Make Icarus evaluate every ``always @*`` block once at time zero.
+
+    Yosys gives each module a dummy trigger register (``reg \\$auto$verilog_backend... = 0``)
+    read by every combinational ``always @*`` block, so that the blocks run at time zero.  Icarus
+    11 applies the declaration initializer without an event, so a block whose inputs never
+    change (the FSM state of the BN unit while it waits for the first command) keeps X outputs.
+    Toggling the trigger one time unit in (``initial #1``) creates that event; the blocks only
+    test it in an empty ``if``, so nothing else changes.  Simulation-only, Icarus builds only.
+    """
+    return _TRIGGER.sub(lambda mo: f"{mo.group(0)}\n{mo.group(1)}initial #1 {mo.group(2)} = 1;",
+                        text)
 
 
 def _verilator_waivers():

@@ -8,8 +8,8 @@ synthesis report lists separately (docs/architecture.md):
 ``bfp``       x/dy decoders, y/dx encoders (:mod:`.bfp`)
 ``normalize`` the streaming per-lane datapath (:mod:`.normalize`)
 ``stats``     the per-lane accumulators (:mod:`.stats`)
-``range``     chunk max/min, argmax/argmin positions (:mod:`.rangestat`; the module is not called ``range`` so that
-              it cannot shadow the builtin inside this package)
+``range``     chunk max/min, argmax/argmin positions (:mod:`.rangestat`: a module named
+              ``range`` would shadow the builtin inside this package)
 ``recip``     the shared scalar sequencer: mean, range/variance, reciprocal, sqrt, a, b,
               gradient constants (:mod:`.recip`)
 

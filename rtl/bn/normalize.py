@@ -27,7 +27,7 @@ consume the pipeline output internally (``stats``/``range`` blocks); ``Y``/``DX`
 to ``dout``.
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Value, unsigned
 from amaranth.lib import stream
 
 from lightnorm.rtl.pipeline import Pipeline
