@@ -74,7 +74,7 @@ fpga: $(FPGA_STAMP)  ## ECP5 LUTs/FFs/DSPs/Fmax (yowasp nextpnr, out of context)
 sweep: $(STAMP)  ## BN area vs exponent/mantissa bits, BFP group = lanes -> build/reports/sweep.{csv,png}
 	$(RUN) $(VPY) -m lightnorm.synth.sweep --out $(BUILD)/reports
 
-study: $(STAMP)  ## numerics study: range sigma, BN error sweep, CNN training -> build/study/ (~30 min, 2 cores)
+study: $(STAMP)  ## numerics study: range sigma, BN error sweep, CNN training -> build/study/ (about 35 min on 2 idle cores)
 	$(RUN) $(VPY) -m lightnorm.study --out $(BUILD)/study --jobs 2
 
 clean:  ## remove build outputs

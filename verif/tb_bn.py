@@ -54,13 +54,12 @@ async def _run_phase(dut, phase, seed):
     dout = StreamSink(dut, go["dout"], prefix="dout")
     res = StreamSink(dut, go["res"], prefix="res")
     mons = [StreamMonitor(dout), StreamMonitor(res)]
+    await FallingEdge(dut.clk)      # leave a previous phase's ReadOnly before writing
     for s in (cmd, din):
         s.valid.value = 0
     for s in (dout, res):
         s.ready.value = 0
         s.accepting = False
-
-    await FallingEdge(dut.clk)
     dut.rst.value = 1
     for _ in range(3):
         await RisingEdge(dut.clk)
