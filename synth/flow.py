@@ -7,7 +7,7 @@ Per design, one Yosys script (see :func:`yosys_script`) does:
 2. ``dfflibmap`` + ``abc -liberty`` onto the project's minimal NanGate45-derived liberty file
    (:mod:`lightnorm.synth.liberty`), then ``stat -liberty ... -json`` written with ``tee -o`` and
    the mapped netlist written with ``write_json`` (hierarchical, then flattened);
-3. the flattened mapped netlist with every liberty cell replaced 1:1 by the Yosys internal gate
+3. the mapped netlist (hierarchy kept) with every liberty cell replaced 1:1 by the Yosys internal gate
    of the same function (``techmap``; NAND2_X1 -> ``$_NAND_``, AOI21_X1 -> ``$_AOI3_``, DFF_X1 ->
    ``$_DFF_P_``, ...: the liberty cells are a subset of Yosys' CMOS gate set) and
    ``stat -tech cmos -json`` for a transistor estimate of the same netlist whose area is reported.
@@ -16,7 +16,7 @@ Nothing is read from the console (YoWASP loses console output after ABC): Yosys 
 (``-l``) and every number comes from the JSON files it writes.  Areas are recomputed here from the
 cell counts and :data:`lightnorm.synth.liberty.ALL_AREAS` and cross-checked against Yosys' own
 total.  Logic depth is counted on the flattened mapped netlist (:func:`logic_depth`): the number
-of liberty cells on the longest combinational path, which with the unit delay model is also the
+of cells on the longest combinational path, which with the unit delay model is also the
 delay ABC optimizes.
 """
 
@@ -66,14 +66,14 @@ opt_clean
 hierarchy -top {top}
 tee -q -o stat.json stat -liberty {lib_path} -json
 write_json mapped.json
+# -- transistor estimate: each liberty cell -> its one Yosys CMOS gate (1:1), then count.
+# Done on the hierarchy: on a flattened BN unit the techmap exceeds WebAssembly's 4 GB.
+techmap -map {gates_path}
+tee -q -o cmos.json stat -tech cmos -json
 # flatten leaves $scopeinfo markers (names only, no logic); drop them
 flatten
 delete t:$scopeinfo
-opt_clean
 write_json flat.json
-# -- transistor estimate: each liberty cell -> its one Yosys CMOS gate (1:1), then count
-techmap -map {gates_path}
-tee -q -o cmos.json stat -tech cmos -json
 """
 
 
@@ -173,15 +173,24 @@ def logic_depth(flat_netlist, top):
         has no such path); ``any``: cells on the longest path between any start and end point.
     """
     mod = flat_netlist["modules"][top]
+    # flat.json holds the mapped netlist after the 1:1 substitution of liberty cells by Yosys
+    # gates (see yosys_script); liberty cell names are accepted too.
     pins = {c.name: (c.inputs, c.output) for c in liberty.CELLS}
+    ffs = set(liberty.FLIP_FLOPS)
+    for c in liberty.CELLS:
+        gate, pinmap = c.gate
+        out = "Q" if c.ff else "Y"
+        pins[gate] = (tuple(p for p in pinmap if p != out), out)
+        if c.ff:
+            ffs.add(gate)
     driver = {}      # net bit -> (input bits of the driving combinational cell)
     ff_q, ff_d = set(), set()
     for cell in mod["cells"].values():
         ctype, conn = cell["type"], cell["connections"]
         if ctype not in pins:
-            raise SynthError(f"logic_depth: cell type {ctype!r} is not a liberty cell")
+            raise SynthError(f"logic_depth: cell type {ctype!r} is not a mapped cell")
         inputs, output = pins[ctype]
-        if ctype in liberty.FLIP_FLOPS:
+        if ctype in ffs:
             ff_q.update(b for b in conn[output] if isinstance(b, int))
             ff_d.update(b for b in conn["D"] if isinstance(b, int))
             continue
