@@ -69,6 +69,22 @@ def _check_uint(arr, bits, name, what):
     return arr.astype(np.int64)
 
 
+def _check_groups(bfmt, shared, elements):
+    """Validate encoded groups: ``elements`` (..., group) codes and ``shared`` (...) fields.
+
+    Returns ``(shared, elements)`` as int64 arrays.
+    """
+    el = np.asarray(elements)
+    _check_group_axis(bfmt, el, "elements")
+    sh = np.asarray(shared)
+    if sh.shape != el.shape[:-1]:
+        raise ValueError(f"shared must have shape {el.shape[:-1]} (elements.shape[:-1]), "
+                         f"got {sh.shape}")
+    el = _check_uint(el, bfmt.element_width, "elements", f"{bfmt.name} element code")
+    sh = _check_uint(sh, bfmt.exp_bits, "shared", f"{bfmt.name} shared exponent field")
+    return sh, el
+
+
 def element_dtype(bfmt):
     """Smallest unsigned dtype holding one element code ``(sign << man_bits) | magnitude``."""
     w = bfmt.element_width
@@ -148,14 +164,7 @@ def decode(bfmt, shared, elements, fmt):
     (``m = 0``), signed Inf (``m = 1``) or the canonical NaN (any other ``m``).
     """
     _check_formats(bfmt, fmt)
-    el = np.asarray(elements)
-    _check_group_axis(bfmt, el, "elements")
-    sh = np.asarray(shared)
-    if sh.shape != el.shape[:-1]:
-        raise ValueError(f"shared must have shape {el.shape[:-1]} (elements.shape[:-1]), "
-                         f"got {sh.shape}")
-    el = _check_uint(el, bfmt.element_width, "elements", f"{bfmt.name} element code")
-    sh = _check_uint(sh, bfmt.exp_bits, "shared", f"{bfmt.name} shared exponent field")
+    sh, el = _check_groups(bfmt, shared, elements)
     M = bfmt.man_bits
     s = el >> M
     m = el & ((1 << M) - 1)
@@ -177,14 +186,7 @@ def pack(bfmt, shared, elements):
     """
     if not isinstance(bfmt, BfpFormat):
         raise TypeError(f"bfmt must be a BfpFormat, not {bfmt!r}")
-    el = np.asarray(elements)
-    _check_group_axis(bfmt, el, "elements")
-    sh = np.asarray(shared)
-    if sh.shape != el.shape[:-1]:
-        raise ValueError(f"shared must have shape {el.shape[:-1]} (elements.shape[:-1]), "
-                         f"got {sh.shape}")
-    el = _check_uint(el, bfmt.element_width, "elements", f"{bfmt.name} element code")
-    sh = _check_uint(sh, bfmt.exp_bits, "shared", f"{bfmt.name} shared exponent field")
+    sh, el = _check_groups(bfmt, shared, elements)
     out = sh.astype(object)
     for i in range(bfmt.group):     # fixed loop over group positions, vectorized over groups
         out = out | (el[..., i].astype(object) << (bfmt.exp_bits + i * bfmt.element_width))
