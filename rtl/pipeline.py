@@ -117,7 +117,29 @@ class Pipeline:
             raise RuntimeError(f"Pipeline declared {self.cuts} cuts but cut() was called more often")
         if index in self._chosen:
             return self._stage(m, value, name)
-        return value
+        return self._wire(m, value, name)
+
+    def _wire(self, m, value, name):
+        """``value`` through named comb signals (same container kind and layouts).
+
+        Amaranth emits an expression again at every use of the Python object, so a value used in
+        several places after a cut (a swap flag, an exponent) would be recomputed once per use in
+        the RTLIL, the Verilog and the simulators. A signal at each cut shares it.
+        """
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._wire(m, v, f"{name}_{k}") for k, v in enumerate(value))
+        if isinstance(value, data.View):
+            shape = value.shape()
+        elif isinstance(value, ValueCastable):
+            raise TypeError(f"cannot cut {value!r}: only Values and data.Views are supported")
+        else:
+            value = Value.cast(value)
+            if isinstance(value, Signal):
+                return value
+            shape = value.shape()
+        sig = Signal(shape, name=name)
+        m.d.comb += Value.cast(sig).eq(Value.cast(value))
+        return sig
 
     def connect(self, m, i, o, result):
         """Drive ``o.payload`` from ``result`` and wire valid/ready between streams ``i`` and ``o``.

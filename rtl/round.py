@@ -52,14 +52,18 @@ def signed_range_shape(lo, hi):
 
 # -- combinational helpers ------------------------------------------------------------------------
 def _lzc_pow2(bits):
-    """(all_zero, count) for a power-of-two-wide value; ``count`` is log2(width) bits wide."""
+    """Leading-zero count of a power-of-two-wide value, ``log2(width)`` bits wide (the count of an
+    all-zero value is not defined here; :func:`leading_zeros` handles it).
+
+    Each Python sub-expression is used exactly once: Amaranth emits an expression again at every
+    use, so a flag shared between two uses would double the logic at every tree level.
+    """
     if len(bits) == 1:
-        return ~bits[0], C(0, 0)
+        return C(0, 0)
     half = len(bits) // 2
-    zero_hi, count_hi = _lzc_pow2(bits[half:])
-    zero_lo, count_lo = _lzc_pow2(bits[:half])
     # If the upper half is all zero the count is half + count(lower half): the new MSB is 1.
-    return zero_hi & zero_lo, Mux(zero_hi, Cat(count_lo, C(1, 1)), Cat(count_hi, C(0, 1)))
+    return Mux(bits[half:].any(), Cat(_lzc_pow2(bits[half:]), C(0, 1)),
+               Cat(_lzc_pow2(bits[:half]), C(1, 1)))
 
 
 def leading_zeros(value):
@@ -86,8 +90,7 @@ def leading_zeros(value):
     # Pad on the LSB side with ones: the count of a non-zero value is unchanged, and an all-zero
     # value then counts exactly `width` (unless no padding was needed; handled below).
     padded = Cat(Const((1 << (n - width)) - 1, n - width), value)
-    all_zero, count = _lzc_pow2(padded)
-    return Mux(all_zero, width, count)[:bits_for(width)]
+    return Mux(padded.any(), _lzc_pow2(padded), width)[:bits_for(width)]
 
 
 def shift_right_sticky(value, amount):
