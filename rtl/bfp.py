@@ -29,13 +29,12 @@ more place right (its bit joins the sticky) before the one rounding.
 """
 
 from amaranth.hdl import Module, Signal, Const, Cat, Mux, Value, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
 from lightnorm.golden.formats import BfpFormat
 
-from .pipeline import Pipeline
-from .round import (RoundPack, Unpack, check_float_format, check_positive_int, shift_right_sticky,
+from .pipeline import Pipeline, StreamUnit
+from .round import (RoundPack, Unpack, check_float_format, shift_right_sticky,
                     signed_range_shape)
 
 __all__ = ["BfpEncoder", "BfpDecoder", "bfp_layout", "round_increment"]
@@ -98,7 +97,7 @@ def _max_tree(m, values, name):
     return values[0]
 
 
-class BfpEncoder(wiring.Component):
+class BfpEncoder(StreamUnit):
     """Encode one group of ``fmt`` words into a packed ``bfmt`` group.
 
     Parameters
@@ -129,15 +128,7 @@ class BfpEncoder(wiring.Component):
     def __init__(self, bfmt, fmt, *, stages=1):
         self.bfmt = _check_bfp_format("bfmt", bfmt)
         self.fmt = check_float_format("fmt", fmt)
-        self.stages = check_positive_int("stages", stages, 0)
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(unsigned(fmt.width), bfmt.group))),
-            "o": Out(stream.Signature(bfp_layout(bfmt))),
-        })
-
-    @property
-    def latency(self):
-        return self.stages
+        super().__init__(data.ArrayLayout(unsigned(fmt.width), bfmt.group), bfp_layout(bfmt), stages=stages)
 
     def elaborate(self, platform):
         m = Module()
@@ -250,7 +241,7 @@ class BfpEncoder(wiring.Component):
         return m
 
 
-class BfpDecoder(wiring.Component):
+class BfpDecoder(StreamUnit):
     """Decode a packed ``bfmt`` group into ``bfmt.group`` words of ``fmt``.
 
     Every element goes through its own :class:`~lightnorm.rtl.round.RoundPack` with
@@ -279,15 +270,7 @@ class BfpDecoder(wiring.Component):
     def __init__(self, bfmt, fmt, *, stages=1):
         self.bfmt = _check_bfp_format("bfmt", bfmt)
         self.fmt = check_float_format("fmt", fmt)
-        self.stages = check_positive_int("stages", stages, 0)
-        super().__init__({
-            "i": In(stream.Signature(bfp_layout(bfmt))),
-            "o": Out(stream.Signature(data.ArrayLayout(unsigned(fmt.width), bfmt.group))),
-        })
-
-    @property
-    def latency(self):
-        return self.stages
+        super().__init__(bfp_layout(bfmt), data.ArrayLayout(unsigned(fmt.width), bfmt.group), stages=stages)
 
     def elaborate(self, platform):
         m = Module()

@@ -13,11 +13,10 @@ The datapath follows :func:`lightnorm.golden.fp.add` step by step (read them sid
 """
 
 from amaranth.hdl import Module, Const, Cat, Mux, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
-from .pipeline import Pipeline
-from .round import (RoundPack, Unpack, check_float_format, check_positive_int,
+from .pipeline import Pipeline, StreamUnit
+from .round import (RoundPack, Unpack, check_float_format,
                     shift_right_sticky, signed_range_shape)
 
 __all__ = ["FPAddSub"]
@@ -26,7 +25,7 @@ __all__ = ["FPAddSub"]
 EXTRA_BITS = 3
 
 
-class FPAddSub(wiring.Component):
+class FPAddSub(StreamUnit):
     """Floating-point adder/subtractor with a stream interface.
 
     Parameters
@@ -51,16 +50,8 @@ class FPAddSub(wiring.Component):
 
     def __init__(self, fmt, *, stages=1):
         self.fmt = check_float_format("fmt", fmt)
-        self.stages = check_positive_int("stages", stages, 0)
         w = fmt.width
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({"a": w, "b": w, "sub": 1}))),
-            "o": Out(stream.Signature(unsigned(w))),
-        })
-
-    @property
-    def latency(self):
-        return self.stages
+        super().__init__(data.StructLayout({"a": w, "b": w, "sub": 1}), unsigned(w), stages=stages)
 
     def elaborate(self, platform):
         m = Module()

@@ -7,16 +7,14 @@ result.  NaN -> ``dst_fmt.canonical_nan``, +-Inf -> +-Inf, zeros keep their sign
 """
 
 from amaranth.hdl import Module, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
-from .pipeline import Pipeline
-from .round import RoundPack, Unpack, check_float_format, check_positive_int, signed_range_shape
+from .pipeline import Pipeline, StreamUnit
+from .round import RoundPack, Unpack, check_float_format, signed_range_shape
 
 __all__ = ["FPConvert"]
 
 
-class FPConvert(wiring.Component):
+class FPConvert(StreamUnit):
     """Floating-point format converter with a stream interface.
 
     Parameters
@@ -41,15 +39,7 @@ class FPConvert(wiring.Component):
     def __init__(self, src_fmt, dst_fmt, *, stages=1):
         self.src_fmt = check_float_format("src_fmt", src_fmt)
         self.dst_fmt = check_float_format("dst_fmt", dst_fmt)
-        self.stages = check_positive_int("stages", stages, 0)
-        super().__init__({
-            "i": In(stream.Signature(unsigned(src_fmt.width))),
-            "o": Out(stream.Signature(unsigned(dst_fmt.width))),
-        })
-
-    @property
-    def latency(self):
-        return self.stages
+        super().__init__(unsigned(src_fmt.width), unsigned(dst_fmt.width), stages=stages)
 
     def elaborate(self, platform):
         m = Module()

@@ -26,11 +26,10 @@ With ``fmt.subnormals=False`` subnormal inputs are read as zeros of the same sig
 """
 
 from amaranth.hdl import Module, Signal, Const, Cat, Mux, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
-from .round import RoundPack, Unpack, check_float_format, check_positive_int, signed_range_shape
-from .pipeline import Pipeline
+from .round import RoundPack, Unpack, check_float_format, signed_range_shape
+from .pipeline import Pipeline, StreamUnit
 
 __all__ = ["FPDiv"]
 
@@ -87,7 +86,7 @@ def restoring_divide(m, num, den, quotient_bits, *, pipe=None, cut_rows=(), carr
     return qbits, sticky, tuple(carry)
 
 
-class FPDiv(wiring.Component):
+class FPDiv(StreamUnit):
     """FP divide ``a / b`` in ``fmt``, correctly rounded in ``fmt.rounding``.
 
     Parameters
@@ -115,16 +114,8 @@ class FPDiv(wiring.Component):
 
     def __init__(self, fmt, *, stages=1):
         self.fmt = check_float_format("fmt", fmt)
-        self.stages = check_positive_int("stages", stages, 0)
         w = fmt.width
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({"a": w, "b": w}))),
-            "o": Out(stream.Signature(unsigned(w))),
-        })
-
-    @property
-    def latency(self):
-        return self.stages
+        super().__init__(data.StructLayout({"a": w, "b": w}), unsigned(w), stages=stages)
 
     def elaborate(self, platform):
         m = Module()

@@ -11,16 +11,15 @@ No rounding happens, so the result needs no RoundPack.
 """
 
 from amaranth.hdl import Module, Const, Cat, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
-from .pipeline import Pipeline
-from .round import Unpack, check_float_format, check_positive_int
+from .pipeline import Pipeline, StreamUnit
+from .round import Unpack, check_float_format
 
 __all__ = ["FPMinMax"]
 
 
-class FPMinMax(wiring.Component):
+class FPMinMax(StreamUnit):
     """Floating-point min/max with a stream interface.
 
     Parameters
@@ -44,16 +43,8 @@ class FPMinMax(wiring.Component):
 
     def __init__(self, fmt, *, stages=1):
         self.fmt = check_float_format("fmt", fmt)
-        self.stages = check_positive_int("stages", stages, 0)
         w = fmt.width
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({"a": w, "b": w, "max": 1}))),
-            "o": Out(stream.Signature(unsigned(w))),
-        })
-
-    @property
-    def latency(self):
-        return self.stages
+        super().__init__(data.StructLayout({"a": w, "b": w, "max": 1}), unsigned(w), stages=stages)
 
     def elaborate(self, platform):
         m = Module()

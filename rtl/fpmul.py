@@ -8,16 +8,15 @@ if an operand is Inf.
 """
 
 from amaranth.hdl import Module, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
-from .pipeline import Pipeline
-from .round import RoundPack, Unpack, check_float_format, check_positive_int, signed_range_shape
+from .pipeline import Pipeline, StreamUnit
+from .round import RoundPack, Unpack, check_float_format, signed_range_shape
 
 __all__ = ["FPMul"]
 
 
-class FPMul(wiring.Component):
+class FPMul(StreamUnit):
     """Floating-point multiplier with a stream interface.
 
     Parameters
@@ -40,16 +39,8 @@ class FPMul(wiring.Component):
 
     def __init__(self, fmt, *, stages=1):
         self.fmt = check_float_format("fmt", fmt)
-        self.stages = check_positive_int("stages", stages, 0)
         w = fmt.width
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({"a": w, "b": w}))),
-            "o": Out(stream.Signature(unsigned(w))),
-        })
-
-    @property
-    def latency(self):
-        return self.stages
+        super().__init__(data.StructLayout({"a": w, "b": w}), unsigned(w), stages=stages)
 
     def elaborate(self, platform):
         m = Module()

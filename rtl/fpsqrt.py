@@ -22,11 +22,9 @@ a subnormal operand is read as a zero of the same sign, so ``sqrt(-subnormal) = 
 """
 
 from amaranth.hdl import Module, Signal, Const, Cat, Mux, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
-from .pipeline import Pipeline
-from .round import RoundPack, Unpack, check_float_format, check_positive_int, signed_range_shape
+from .pipeline import Pipeline, StreamUnit
+from .round import RoundPack, Unpack, check_float_format, signed_range_shape
 
 __all__ = ["FPSqrt"]
 
@@ -81,7 +79,7 @@ def restoring_isqrt(m, radicand, *, pipe=None, cut_rows=(), carry=()):
     return root, sticky, tuple(carry)
 
 
-class FPSqrt(wiring.Component):
+class FPSqrt(StreamUnit):
     """FP square root ``sqrt(a)`` in ``fmt``, correctly rounded in ``fmt.rounding``.
 
     Parameters
@@ -108,15 +106,7 @@ class FPSqrt(wiring.Component):
 
     def __init__(self, fmt, *, stages=1):
         self.fmt = check_float_format("fmt", fmt)
-        self.stages = check_positive_int("stages", stages, 0)
-        super().__init__({
-            "i": In(stream.Signature(unsigned(fmt.width))),
-            "o": Out(stream.Signature(unsigned(fmt.width))),
-        })
-
-    @property
-    def latency(self):
-        return self.stages
+        super().__init__(unsigned(fmt.width), unsigned(fmt.width), stages=stages)
 
     def elaborate(self, platform):
         m = Module()

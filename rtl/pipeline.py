@@ -26,11 +26,12 @@ Every register is in the ``sync`` domain (synchronous, active-high ``rst``); dat
 """
 
 from amaranth.hdl import Signal, Value, ValueCastable
-from amaranth.lib import data
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from .round import check_positive_int
 
-__all__ = ["Pipeline", "cut_positions"]
+__all__ = ["Pipeline", "StreamUnit", "cut_positions"]
 
 
 def cut_positions(stages, cuts):
@@ -173,3 +174,36 @@ class Pipeline:
             with m.If(self.advance):
                 m.d.sync += valid.eq(previous)
             previous = valid
+
+
+class StreamUnit(wiring.Component):
+    """Base of the pipelined units: input stream ``i``, output stream ``o``, ``stages`` registers.
+
+    A unit validates its own format arguments, then calls ``super().__init__(i_shape, o_shape,
+    stages=stages)`` and builds its datapath with a :class:`Pipeline` of ``self.stages``.
+
+    Parameters
+    ----------
+    i_shape, o_shape : shape-castable
+        Payload shapes of ``i`` and ``o``.
+    stages : int, keyword-only
+        Register stages between ``i`` and ``o``, >= 0.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(i_shape))
+    o : Out(stream.Signature(o_shape))
+    latency : int
+        Clock cycles from an accepted input to its output (= ``stages``).
+    """
+
+    def __init__(self, i_shape, o_shape, *, stages):
+        self.stages = check_positive_int("stages", stages, 0)
+        super().__init__({
+            "i": In(stream.Signature(i_shape)),
+            "o": Out(stream.Signature(o_shape)),
+        })
+
+    @property
+    def latency(self):
+        return self.stages
