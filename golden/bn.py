@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bfp, fp
+from . import bfp, fastfp, fp
 from .bnconfig import BNConfig
 from .formats import FloatFormat
 
@@ -265,7 +265,20 @@ def decode_output(cfg, name, beats):
 
 # -- the model at stream level ---------------------------------------------------------------
 def _seq_accumulate(ops, fmt, terms):
-    """Sequential sum over axis 0 from +0: ``acc = add(acc, terms[p])`` in stream order."""
+    """Sequential sum over axis 0 from +0: ``acc = add(acc, terms[p])`` in stream order.
+
+    With numba installed the loop runs compiled (:func:`lightnorm.golden.fastfp.seq_add`, the
+    same bits, counted as the same m element additions); otherwise :func:`_seq_accumulate_loop`.
+    """
+    if fastfp.enabled():
+        acc = fastfp.seq_add(fmt, terms)
+        ops.count("add", fmt.name, terms.size)
+        return acc
+    return _seq_accumulate_loop(ops, fmt, terms)
+
+
+def _seq_accumulate_loop(ops, fmt, terms):
+    """:func:`_seq_accumulate` with one vectorized ``fp.add`` per position (the definition)."""
     acc = np.zeros(terms.shape[1:], dtype=fmt.dtype)
     for p in range(terms.shape[0]):
         acc = ops("add", fmt, acc, terms[p])
@@ -274,6 +287,21 @@ def _seq_accumulate(ops, fmt, terms):
 
 def _chunk_extrema(ops, cfg, x, starts, lengths):
     """Per-chunk max/min of F words ``x`` (m, Cp) and their positions (first occurrence).
+
+    Compiled (:func:`lightnorm.golden.fastfp.chunk_extrema`) when numba is installed, else
+    :func:`_chunk_extrema_loop`; the same bits and positions, the same operation counts.
+    """
+    if fastfp.enabled():
+        F = cfg.fwd_fmt
+        mx, mn, amax, amin = fastfp.chunk_extrema(F, x, starts, lengths)
+        ops.count("max", F.name, x.size)
+        ops.count("min", F.name, x.size)
+        return mx, mn, amax, amin
+    return _chunk_extrema_loop(ops, cfg, x, starts, lengths)
+
+
+def _chunk_extrema_loop(ops, cfg, x, starts, lengths):
+    """:func:`_chunk_extrema` with one vectorized ``fp.max``/``fp.min`` per position.
 
     The chunks advance in lock step (they are independent, so this is the hardware's sequence
     per chunk): at the chunk's first position the comparator sees ``max(x, x)`` (the word

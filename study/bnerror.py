@@ -181,14 +181,21 @@ def _plot(rows, path, sweep):
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
     ax = axes[0][0]
     width = 0.8 / len(OUTPUTS)
+    # ReLU-shaped inputs (if measured) as hatched bars beside the standard ones.
+    relu = {r["point"]: r for r in rows
+            if r["kind"] == "relu" and r["valid"] and r["group"] == "preset"}
     for i, o in enumerate(OUTPUTS):
         ax.bar(np.arange(len(presets)) + i * width, [r[f"same_{o}_rel_rms"] for r in presets],
-               width, label=o)
+               width / (2 if relu else 1), label=o, color=f"C{i}")
+        if relu:
+            ax.bar(np.arange(len(presets)) + (i + 0.5) * width,
+                   [relu[r["point"]][f"same_{o}_rel_rms"] for r in presets], width / 2,
+                   color=f"C{i}", alpha=0.5, hatch="//", label=f"{o} (ReLU x)" if i == 0 else None)
     ax.set_xticks(np.arange(len(presets)) + 0.4 - width / 2)
     ax.set_xticklabels([r["point"] for r in presets], rotation=35, ha="right", fontsize=7)
     ax.set_yscale("log")
     ax.set_title("presets: rel. RMS vs same algorithm")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
     if sweep:
         def line(ax, group, outputs, ref="same", xlabels=None):
             for o, color in zip(outputs, ["C0", "C1", "C2", "C3"]):
@@ -221,7 +228,8 @@ def _plot(rows, path, sweep):
         line(axes[1][1], "bfp_man", ("y", "dx"))
         line(axes[1][2], "chunks", ("y", "dx"), ref="bn")
         line(axes[1][3], "chunks", ("y", "dx"))
-    fig.suptitle("BN golden model vs float64 reference (standard inputs, m = 512)")
+    fig.suptitle("BN golden model vs float64 reference (m = 512; sweeps: standard inputs;"
+                 " presets: standard and, hatched, ReLU-shaped x)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -27,7 +27,7 @@ import numpy as np
 from . import nn
 from .common import write_csv, write_json, pyplot
 
-__all__ = ["load_digits_split", "GoldenBN", "training_configs", "train_config",
+__all__ = ["load_digits_split", "GoldenBN", "training_configs", "sweep_config", "train_config",
            "run_training_study", "summarize_training", "joint_forward", "joint_backward"]
 
 
@@ -104,7 +104,8 @@ def training_configs(names=None):
     Parameters
     ----------
     names : iterable of str, optional
-        Restrict to these names (``ValueError`` for an unknown one).
+        Restrict to these names (``ValueError`` for an unknown one).  Names of the form
+        ``"sweep/<group>/<label>/<rounding>"`` (:func:`sweep_config`) add part-2 sweep points.
     """
     from lightnorm.golden.bnconfig import BN_PRESETS
     out = {"float32": None}
@@ -114,11 +115,32 @@ def training_configs(names=None):
             out[f"{pname}/{g}"] = cfg.replace(grad=g)
     if names is not None:
         names = list(names)
+        for n in names:
+            if n.startswith("sweep/") and n not in out:
+                out[n] = sweep_config(n)
         bad = [n for n in names if n not in out]
         if bad:
             raise ValueError(f"unknown training configuration(s) {bad}; known: {list(out)}")
         out = {n: out[n] for n in names}
     return out
+
+
+def sweep_config(name):
+    """BNConfig of a part-2 sweep point named ``"sweep/<group>/<label>/<rounding>"``.
+
+    E.g. ``"sweep/acc_extra/+2/rtz"``: the same configuration as that row of ``bn_errors.csv``
+    (:func:`lightnorm.study.bnerror.sweep_points`), for training runs beyond the presets.
+    """
+    from .bnerror import sweep_points
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "sweep":
+        raise ValueError(f"a sweep configuration is 'sweep/<group>/<label>/<rounding>', "
+                         f"not {name!r}")
+    _, group, label, rounding = parts
+    for g, l, build in sweep_points():
+        if (g, l) == (group, label):
+            return build(rounding)
+    raise ValueError(f"no sweep point {group}/{label} (see bnerror.sweep_points)")
 
 
 # -- lock-step training of several networks ---------------------------------------------------
@@ -338,7 +360,8 @@ def summarize_training(out, results=None, settings=None):
             results[part["config"]] = (part["records"], part["seconds"])
             settings = settings or part["settings"]
         order = list(training_configs())
-        results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0])))
+        results = dict(sorted(results.items(), key=lambda kv: (
+            order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
     if "float32" not in results:
         raise ValueError("the float32 baseline is missing: nothing to compare with")
     names = list(results)

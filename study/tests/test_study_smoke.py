@@ -190,3 +190,15 @@ def test_golden_training_and_study_outputs(tmp_path):
         assert (tmp_path / f).stat().st_size > 0
     with pytest.raises(ValueError, match="unknown training configuration"):
         train.training_configs(["lightnorm/bogus"])
+
+
+def test_sweep_points_as_training_configs():
+    # The extra training runs of docs/study.md name part-2 sweep points.
+    cfgs = train.training_configs(["float32", "sweep/bfp_group/G8/rtz", "sweep/acc_extra/+2/rne"])
+    assert cfgs["sweep/bfp_group/G8/rtz"] == LIGHTNORM
+    acc = cfgs["sweep/acc_extra/+2/rne"]
+    assert acc.rounding == "rne" and acc.fwd_acc_fmt.man_bits == LIGHTNORM.fwd_fmt.man_bits + 2
+    assert not any(n.startswith("sweep/") for n in train.training_configs())   # not default
+    for bad in ("sweep/acc_extra/+3/rtz", "sweep/acc_extra"):
+        with pytest.raises(ValueError, match="sweep"):
+            train.training_configs([bad])
