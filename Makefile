@@ -55,10 +55,15 @@ test-long: $(STAMP)  ## the full matrix: all units x formats x modes x depths, 1
 	$(PYTEST) -m "long or not long" --long
 
 # Icarus is ~10x slower per cycle than Verilator: CI runs every test on it, with 3,000 random
-# vectors per operation and the exhaustive 8-bit runs in one mode per unit and format.
-ICARUS_K = not test_exhaustive_8bit or e4m3-s0 or e5m2_rtz-s0
+# vectors per operation and the exhaustive 8-bit runs in one mode per unit and format; the BN
+# presets run on a smaller layer set (test_bn.ICARUS_LAYERS), the random BN configs only on
+# Verilator, and test_bn_pysim (Amaranth's simulator, whatever SIM says) only in `make test`.
+ICARUS_K = (not test_exhaustive_8bit or e4m3-s0 or e5m2_rtz-s0) and not test_bn_random_hdl and not test_bn_pysim
 test-icarus: $(STAMP)  ## the regression on Icarus Verilog (CI subset, see ICARUS_K)
 	$(RUN) SIM=icarus LIGHTNORM_VECTORS=3000 $(VPY) -m pytest -n $(JOBS) -m "sim and not long" -k "$(ICARUS_K)"
+
+bench: $(STAMP)  ## BN unit cycles vs the streaming floor, per preset/mode/m, and sim speed -> build/bench/bench.{json,md}
+	$(RUN) $(VPY) -m lightnorm.verif.bench --out $(BUILD)/bench
 
 synth: $(STAMP)  ## Yosys area reports -> build/reports/area.{json,csv,md,png}
 	$(RUN) $(VPY) -m lightnorm.synth --out $(BUILD)/reports
@@ -68,13 +73,15 @@ $(FPGA_STAMP): $(STAMP)
 	$(VPY) -m pip install --quiet -e ".[test,synth,fpga]"
 	@touch $@
 
+# FPGA_ARGS / SWEEP_ARGS pass options through, e.g. FPGA_ARGS="--only 'bn_(lightnorm|fp32_bn)'"
+# or SWEEP_ARGS="--only 'sweep_(man2|man7|group4)'" (see --help of each module).
 fpga: $(FPGA_STAMP)  ## ECP5 LUTs/FFs/DSPs/Fmax (yowasp nextpnr, out of context) -> build/reports/fpga.*
-	$(RUN) $(VPY) -m lightnorm.synth.fpga --out $(BUILD)/reports
+	$(RUN) $(VPY) -m lightnorm.synth.fpga --out $(BUILD)/reports $(FPGA_ARGS)
 
 sweep: $(STAMP)  ## BN area vs exponent/mantissa bits, BFP group = lanes -> build/reports/sweep.{csv,png}
-	$(RUN) $(VPY) -m lightnorm.synth.sweep --out $(BUILD)/reports
+	$(RUN) $(VPY) -m lightnorm.synth.sweep --out $(BUILD)/reports $(SWEEP_ARGS)
 
-study: $(STAMP)  ## numerics study: range sigma, BN error sweep, CNN training -> build/study/ (about 35 min on 2 idle cores)
+study: $(STAMP)  ## numerics study: range sigma, BN error sweep, CNN training -> build/study/ (22 min measured on 2 busy cores)
 	$(RUN) $(VPY) -m lightnorm.study --out $(BUILD)/study --jobs 2
 
 clean:  ## remove build outputs

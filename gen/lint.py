@@ -2,14 +2,17 @@
 
 Runs ``verilator --lint-only -Wall`` with the checked-in waivers (gen/verilator_waivers.vlt: each
 waiver names a rule and the message form of one Amaranth idiom; nothing is waived wholesale) on
-every ``.v`` file of DIR (or only the FILEs given), and loads each file in Icarus
-(``iverilog -g2012 -o /dev/null``) when ``iverilog`` is installed.  Exit status 1 if any file fails.
+every ``.v`` file under DIR (subdirectories included: the BN units are in
+``DIR/<preset>/bn_<preset>.v``), or only the FILEs given, and loads each file in Icarus
+(``iverilog -g2012 -o /dev/null``) when ``iverilog`` is installed.  Files are linted by two
+workers at a time (``LIGHTNORM_LINT_JOBS``, default 2).  Exit status 1 if any file fails.
 """
 
 import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["WAIVERS", "verilator_command", "lint_file", "main"]
@@ -48,12 +51,15 @@ def main(argv=None):
     if not argv:
         raise SystemExit("usage: python -m lightnorm.gen.lint DIR [FILE ...]")
     directory = Path(argv[0])
-    files = [directory / f for f in argv[1:]] or sorted(directory.glob("*.v"))
+    files = [directory / f for f in argv[1:]] or sorted(directory.rglob("*.v"))
     if not files:
         raise SystemExit(f"no Verilog files in {directory} (run `make verilog` first)")
-    problems = []
-    for path in files:
-        problems += lint_file(path)
+    jobs = int(os.environ.get("LIGHTNORM_LINT_JOBS", "2"))
+    if jobs < 1:
+        raise SystemExit(f"LIGHTNORM_LINT_JOBS must be >= 1, not {jobs}")
+    verilator_command()         # sets VERILATOR_ROOT once, before the worker threads
+    with ThreadPoolExecutor(jobs) as pool:
+        problems = [p for found in pool.map(lint_file, files) for p in found]
     tools = "verilator -Wall" + (" + iverilog" if shutil.which("iverilog") else "")
     for p in problems:
         print(p, file=sys.stderr)

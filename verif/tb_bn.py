@@ -103,22 +103,31 @@ async def _run_phase(dut, phase, seed):
     # Cycle accounting per command: header accepted -> its last dout beat (and per pass).
     commands, ci, di, oi = [], 0, 0, 0
     for c in phase["commands"]:
-        first_cmd = cmd.cycles[ci] if ci < len(cmd.cycles) else None
-        ci += c["groups"] * (c["lanes"] + 1)
-        n_din = c["groups"] * c["passes"] * c["m"]
+        G, m, ng, npass = c["lanes"], c["m"], c["groups"], c["passes"]
+        heads = cmd.cycles[ci:ci + ng * (G + 1):G + 1]
+        ci += ng * (G + 1)
+        n_din = ng * npass * m
         dcyc = din.cycles[di:di + n_din]
         di += n_din
-        n_o = c["groups"] * c["m"]
+        n_o = ng * m
         ocyc = dout.cycles[oi:oi + n_o]
         oi += n_o
         entry = dict(c)
-        if first_cmd is not None and len(ocyc) == n_o and len(dcyc) == n_din:
-            entry["cycles"] = int(ocyc[-1] - first_cmd + 1)
+        if len(heads) == ng and len(ocyc) == n_o and len(dcyc) == n_din:
+            entry["cycles"] = int(ocyc[-1] - heads[0] + 1)
             # per pass of group 0: first to last data-in beat of the pass
-            m = c["m"]
             entry["pass_cycles"] = [int(dcyc[k * m + m - 1] - dcyc[k * m] + 1)
-                                    for k in range(c["passes"])]
-            entry["floor"] = c["groups"] * c["passes"] * m
+                                    for k in range(npass)]
+            entry["floor"] = ng * npass * m
+            # per group: header accepted -> last dout beat, and each pass's first and last
+            # data-in beat relative to that header (the gaps are drain + scalar segments)
+            entry["groups_detail"] = [{
+                "cycles": int(ocyc[(g + 1) * m - 1] - heads[g] + 1),
+                "passes": [[int(dcyc[(g * npass + k) * m] - heads[g]),
+                            int(dcyc[(g * npass + k) * m + m - 1] - heads[g])]
+                           for k in range(npass)],
+                "dout": [int(ocyc[g * m] - heads[g]), int(ocyc[g * m + m - 1] - heads[g])],
+            } for g in range(ng)]
         commands.append(entry)
     return {"errors": errors, "mismatches": bad, "cycles": cycle, "wall_s": wall,
             "beats": len(din.cycles) + len(dout.received), "commands": commands,
