@@ -9,7 +9,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Adder", "RegisteredAdder"]
+__all__ = ["Adder", "RegisteredAdder", "AdderLanes"]
 
 
 class Adder(wiring.Component):
@@ -58,4 +58,51 @@ class RegisteredAdder(wiring.Component):
         ra, rb = Signal(self.width), Signal(self.width)
         m.d.sync += [ra.eq(self.a), rb.eq(self.b), self.s.eq(add.s)]
         m.d.comb += [add.a.eq(ra), add.b.eq(rb)]
+        return m
+
+
+class AdderLanes(wiring.Component):
+    """``lanes`` identical lanes: registered operands, a combinational FP adder core, a register.
+
+    The cores are :class:`lightnorm.rtl.fpadd.FPAddSub` units with ``stages=0`` added through the
+    BN unit's own helper (:func:`lightnorm.rtl.bn.common.fp_add`), so Amaranth writes one RTLIL
+    module per lane with the same body -- the case :mod:`lightnorm.synth.dedup` shares.
+
+    Parameters
+    ----------
+    fmt : FloatFormat
+        Operand format.
+    lanes : int
+        Number of lanes, >= 1.
+
+    Attributes
+    ----------
+    register_bits : int
+        Flip-flops in the design: ``3 * lanes * fmt.width``.
+    latency : int
+        Register stages from input to output: 2.
+    """
+
+    latency = 2
+
+    def __init__(self, fmt, lanes=3):
+        if isinstance(lanes, bool) or not isinstance(lanes, int):
+            raise TypeError(f"lanes must be an integer, not {lanes!r}")
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {lanes}")
+        self.fmt, self.lanes = fmt, lanes
+        self.register_bits = 3 * lanes * fmt.width
+        w = lanes * fmt.width
+        super().__init__({"a": In(w), "b": In(w), "s": Out(w)})
+
+    def elaborate(self, platform):
+        from lightnorm.rtl.bn.common import fp_add
+        m = Module()
+        w = self.fmt.width
+        for l in range(self.lanes):
+            ra = Signal(w, name=f"ra{l}")
+            rb = Signal(w, name=f"rb{l}")
+            m.d.sync += [ra.eq(self.a[l * w:(l + 1) * w]), rb.eq(self.b[l * w:(l + 1) * w])]
+            s = fp_add(m, f"add_l{l}", self.fmt, ra, rb)
+            m.d.sync += self.s[l * w:(l + 1) * w].eq(s)
         return m

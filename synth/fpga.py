@@ -24,6 +24,7 @@ import time
 from amaranth.back import rtlil
 
 from . import designs as designs_mod
+from .dedup import dedup_rtlil
 from .flow import SynthError, run_parallel, run_yosys
 
 __all__ = ["DEVICE", "FPGA_FORMATS", "fpga_designs", "implement", "main"]
@@ -49,15 +50,36 @@ def fpga_designs(units=False):
     return designs_mod.unit_designs({k: FLOAT_PRESETS[k] for k in FPGA_FORMATS})
 
 
-def implement(design, workdir):
-    """Synthesize, place and route one design for the ECP5; return its report dict."""
+def implement(design, workdir, hier=False):
+    """Synthesize, place and route one design for the ECP5; return its report dict.
+
+    ``hier``: map with the hierarchy kept and identical modules shared (as the area flow does,
+    :mod:`lightnorm.synth.dedup`), then flatten the mapped netlist for nextpnr.  On a flattened
+    BN unit Yosys' SAT-based ``share`` pass compares every pair of shifters across all lanes and
+    ran for more than 10 minutes on LIGHTNORM; per module it takes seconds.  Like the area flow,
+    it gives up optimization across module boundaries before LUT mapping (ABC9 maps the
+    flattened netlist).
+    """
     os.makedirs(workdir, exist_ok=True)
     start = time.monotonic()
+    text = rtlil.convert(design.build(), name=design.name)
+    if hier:
+        text, _ = dedup_rtlil(text)
     with open(os.path.join(workdir, "design.il"), "w") as f:
-        f.write(rtlil.convert(design.build(), name=design.name))
+        f.write(text)
     with open(os.path.join(workdir, "ecp5.ys"), "w") as f:
-        f.write(f"read_rtlil design.il\nsynth_ecp5 -top {design.name} -json ecp5.json\n"
-                "delete t:$scopeinfo\ntee -q -o ecp5_stat.json stat -json\n")
+        if hier:
+            # Coarse synthesis and gate/FF mapping per module, then flatten, then LUT mapping
+            # (ABC9) and cell mapping on the flat design: ABC9 on a hierarchy hits an assertion
+            # in Yosys 0.70 (rtlil.cc: count_id(wire->name) == 0).
+            f.write(f"read_rtlil design.il\n"
+                    f"synth_ecp5 -top {design.name} -noflatten -run begin:map_luts\n"
+                    "flatten\ndelete t:$scopeinfo\n"
+                    f"synth_ecp5 -top {design.name} -run map_luts: -json ecp5.json\n"
+                    "tee -q -o ecp5_stat.json stat -json\n")
+        else:
+            f.write(f"read_rtlil design.il\nsynth_ecp5 -top {design.name} -json ecp5.json\n"
+                    "delete t:$scopeinfo\ntee -q -o ecp5_stat.json stat -json\n")
     run_yosys("ecp5.ys", "ecp5.log", workdir)
     proc = subprocess.run(
         [sys.executable, "-c", _NEXTPNR, "--json", "ecp5.json", "--out-of-context", *DEVICE,
@@ -85,11 +107,20 @@ def implement(design, workdir):
         "fmax_mhz": min(fmax) if fmax else None,
         "cells": {c: n for c, n in sorted(cells.items()) if not c.startswith("$")},
         "runtime_s": round(time.monotonic() - start, 2),
+        "hierarchical": hier,
     }
 
 
 def _write(out_dir, results, failures, elapsed):
     os.makedirs(out_dir, exist_ok=True)
+    # Designs of earlier runs (e.g. another --only subset) stay in the report unless re-run.
+    try:
+        with open(os.path.join(out_dir, "fpga.json")) as f:
+            old = json.load(f)["designs"]
+    except (OSError, ValueError, KeyError):
+        old = []
+    names = {r["name"] for r in results} | set(failures)
+    results = [r for r in old if r["name"] not in names] + list(results)
     with open(os.path.join(out_dir, "fpga.json"), "w") as f:
         json.dump({"device": " ".join(DEVICE), "out_of_context": True, "target_mhz": TARGET_MHZ,
                    "elapsed_s": round(elapsed, 1), "failures": failures, "designs": results},
@@ -104,12 +135,16 @@ def _write(out_dir, results, failures, elapsed):
              f"Device LFE5U-85F CABGA381 speed 6, out of context (no I/O), target {TARGET_MHZ} MHz; "
              "Fmax is nextpnr's post-route estimate for register-to-register paths (paths from "
              "or to the core's unregistered ports are not timed out of context).", "",
-             "| design | format | LUT4 (incl. 2 per CCU2C) | FFs | DSPs | Fmax MHz |",
-             "|---|---|---:|---:|---:|---:|"]
+             "Mapping *flat*: `synth_ecp5` on the flattened design; *hier*: `--hier`, each "
+             "distinct module mapped once, hierarchy flattened after mapping.", "",
+             "| design | format | mapping | LUT4 (incl. 2 per CCU2C) | FFs | DSPs | Fmax MHz | "
+             "run time s |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
         fm = "-" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.0f}"
-        lines.append(f"| {r['name']} | {r['format']} | {r['luts']} | {r['ffs']} | {r['dsps']} | "
-                     f"{fm} |")
+        how = "hier" if r.get("hierarchical") else "flat"
+        lines.append(f"| {r['name']} | {r['format']} | {how} | {r['luts']} | {r['ffs']} | "
+                     f"{r['dsps']} | {fm} | {r['runtime_s']:.0f} |")
     if failures:
         lines += ["", "Failed:", ""] + [f"- {n}: {m.splitlines()[0]}" for n, m in failures.items()]
     with open(os.path.join(out_dir, "fpga.md"), "w") as f:
@@ -126,6 +161,9 @@ def main(argv=None):
     ap.add_argument("--only", help="regex on design names")
     ap.add_argument("--units", action="store_true",
                     help="the arithmetic units in fp32/bf16/fp10_154/fp10_163 instead of the BN presets")
+    ap.add_argument("--hier", action="store_true",
+                    help="map each distinct module once with the hierarchy kept (synth_ecp5 "
+                         "-noflatten on the shared RTLIL), then flatten for nextpnr")
     args = ap.parse_args(argv)
     table = fpga_designs(args.units)
     if args.only:
@@ -141,16 +179,16 @@ def main(argv=None):
                                 f"{r['fmax_mhz'] or 0:7.1f} MHz" if err is None
                                 else "FAILED: " + err.splitlines()[0]), flush=True)
 
-    results, failures = run_parallel(lambda_free_implement, table, (args.work,), jobs=args.jobs,
-                                     progress=progress)
+    results, failures = run_parallel(lambda_free_implement, table, (args.work, args.hier),
+                                     jobs=args.jobs, progress=progress)
     _write(args.out, results, failures, time.monotonic() - start)
     print(f"{len(results)} designs; reports in {args.out}/fpga.{{json,csv,md}}")
     return 1 if failures else 0
 
 
-def lambda_free_implement(design, work):
+def lambda_free_implement(design, work, hier=False):
     """Picklable worker: :func:`implement` in ``work/<design name>``."""
-    return implement(design, os.path.join(work, design.name))
+    return implement(design, os.path.join(work, design.name), hier)
 
 
 if __name__ == "__main__":

@@ -173,6 +173,11 @@ def write_markdown(path, results, meta, energy_lines=()):
              "only flip-flop to flip-flop (unit delay model: equals ABC's delay in cells).",
              "- Transistors: `stat -tech cmos` after mapping to Yosys' CMOS gate set; "
              "`-` where Yosys marked the estimate inexact.",
+             "- Identical modules (e.g. the G lanes) are synthesized once and counted per "
+             "instance (docs/synthesis.md, step 2): " + (", ".join(
+                 f"{r['name']} {r['modules']['rtlil']} RTLIL modules -> "
+                 f"{r['modules']['synthesized']} synthesized"
+                 for r in results if r["group"] == "bn" and r.get("modules")) or "-") + ".",
              f"- Synthesis wall time: {meta.get('elapsed_s') or 0:.0f} s with {meta.get('jobs')} "
              f"parallel jobs; CPU time {sum(r.get('cpu_s', 0) for r in results):.0f} s "
              "(elaboration + Yosys, summed over designs)."]

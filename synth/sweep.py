@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import time
 from functools import partial
@@ -119,8 +120,23 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(build, "reports"))
     ap.add_argument("--work", default=os.path.join(build, "sweep"))
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", help="synthesize only the points whose design name matches this "
+                                   "regular expression (e.g. 'sweep_(man|group).*'); --list shows them")
+    ap.add_argument("--list", action="store_true", help="list the sweep points and exit")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be at least 1, not {args.jobs}")
     table, axes = sweep_designs()
+    if args.only:
+        rx = re.compile(args.only)
+        table = [d for d in table if rx.fullmatch(d.name)]
+    if args.list:
+        for d in table:
+            print(f"{d.name:20s} {', '.join(f'{a}={v}' for a, v in axes[d.name]):24s} {d.fmt}")
+        return 0
+    if not table:
+        print("no sweep points selected", file=sys.stderr)
+        return 1
     lib = liberty.write_liberty(os.path.join(args.work, "nangate45_min.lib"))
     start = time.monotonic()
     results, failures = synthesize_all(

@@ -78,16 +78,20 @@ class Control(Elaboratable):
         self.cfg = cfg
         self.cmd, self.res = cmd, res
         G, MB, CW, K = cfg.lanes, cfg.m_bits, cfg.const_width, cfg.chunks
+        # Only control state has a reset (FSM, pass index, counters, result emitter, mode).
+        # The header fields and lane words are data: HEADER/LANES write every one of them
+        # before any pass can use it, and after a reset nothing reads them until then (all
+        # valid bits are reset, ``accept`` is 0 outside PASS), so they are ``reset_less``.
         self.mode = Signal(2)
-        self.m = Signal(MB)
-        self.q = Signal(MB)
-        self.r = Signal(cfg.r_bits)
-        self.inv_m = Signal(CW)
-        self.ck = Signal(CW)
-        self.eps = Signal(CW)
-        self.p0 = [Signal(CW, name=f"p0_l{l}") for l in range(G)]
-        self.p1 = [Signal(CW, name=f"p1_l{l}") for l in range(G)]
-        self.p2 = [Signal(CW, name=f"p2_l{l}") for l in range(G)]
+        self.m = Signal(MB, reset_less=True)
+        self.q = Signal(MB, reset_less=True)
+        self.r = Signal(cfg.r_bits, reset_less=True)
+        self.inv_m = Signal(CW, reset_less=True)
+        self.ck = Signal(CW, reset_less=True)
+        self.eps = Signal(CW, reset_less=True)
+        self.p0 = [Signal(CW, name=f"p0_l{l}", reset_less=True) for l in range(G)]
+        self.p1 = [Signal(CW, name=f"p1_l{l}", reset_less=True) for l in range(G)]
+        self.p2 = [Signal(CW, name=f"p2_l{l}", reset_less=True) for l in range(G)]
         self.kind = Signal(3)
         self.accept = Signal()
         self.in_fire = Signal()

@@ -119,8 +119,13 @@ class Range(Elaboratable):
                    for l in range(G)]
         self.mn = [[Signal(F.width, name=f"mn_l{l}_c{j}", reset_less=True) for j in range(K)]
                    for l in range(G)]
-        self.amax = [[Signal(MB, name=f"amax_l{l}_c{j}") for j in range(K)] for l in range(G)]
-        self.amin = [[Signal(MB, name=f"amin_l{l}_c{j}") for j in range(K)] for l in range(G)]
+        # Positions are data (reset_less): a forward command writes every chunk's entry in its
+        # statistics pass (range BN needs m >= 2K, so no chunk is empty) before the results
+        # that carry them; a backward command loads them from its lane beats before any pass.
+        self.amax = [[Signal(MB, name=f"amax_l{l}_c{j}", reset_less=True) for j in range(K)]
+                     for l in range(G)]
+        self.amin = [[Signal(MB, name=f"amin_l{l}_c{j}", reset_less=True) for j in range(K)]
+                     for l in range(G)]
         self.ismax = [Signal(name=f"ismax{l}") for l in range(G)]
         self.ismin = [Signal(name=f"ismin{l}") for l in range(G)]
 
