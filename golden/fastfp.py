@@ -268,27 +268,28 @@ def _require():
         raise RuntimeError("lightnorm.golden.fastfp needs numba (pip install numba)")
 
 
-def add(fmt, a, b):
-    """Elementwise ``fp.add(fmt, a, b)`` through the scalar kernel (for the equivalence tests)."""
+def _elementwise(fmt, a, b, run):
+    """Broadcast ``a`` and ``b`` (bit patterns of ``fmt``), call ``run(a, b, out)`` on flat int64
+    arrays and return ``out`` in their shape and ``fmt``'s dtype."""
     _require()
-    E, M, rne, sub = _fmt_args(fmt)
     a, b = np.broadcast_arrays(_as_bits(fmt, a, "a"), _as_bits(fmt, b, "b"))
     shape = a.shape
     a, b = np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel()
     out = np.empty(a.size, dtype=np.int64)
-    _add_arrays(E, M, rne, sub, a, b, out)
+    run(a, b, out)
     return out.reshape(shape).astype(fmt.dtype)
+
+
+def add(fmt, a, b):
+    """Elementwise ``fp.add(fmt, a, b)`` through the scalar kernel (for the equivalence tests)."""
+    E, M, rne, sub = _fmt_args(fmt)
+    return _elementwise(fmt, a, b, lambda a, b, out: _add_arrays(E, M, rne, sub, a, b, out))
 
 
 def _minmax(fmt, a, b, want_max):
-    _require()
     E, M, _, sub = _fmt_args(fmt)
-    a, b = np.broadcast_arrays(_as_bits(fmt, a, "a"), _as_bits(fmt, b, "b"))
-    shape = a.shape
-    a, b = np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel()
-    out = np.empty(a.size, dtype=np.int64)
-    _minmax_arrays(E, M, sub, a, b, out, want_max)
-    return out.reshape(shape).astype(fmt.dtype)
+    return _elementwise(fmt, a, b,
+                        lambda a, b, out: _minmax_arrays(E, M, sub, a, b, out, want_max))
 
 
 def max(fmt, a, b):  # noqa: A001 - mirrors fp.max

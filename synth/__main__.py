@@ -10,7 +10,6 @@ Examples::
 import argparse
 import json
 import os
-import re
 import sys
 import time
 
@@ -52,9 +51,7 @@ def main(argv=None):
 
     table = designs_mod.default_designs()
     pending = designs_mod.pending()
-    if args.only:
-        rx = re.compile(args.only)
-        table = [d for d in table if rx.fullmatch(d.name)]
+    table = designs_mod.select(table, args.only)
     if args.list:
         for d in table:
             print(f"{d.name:32s} {d.group:5s} {d.unit:12s} {d.fmt}")

@@ -13,6 +13,7 @@ the block ``top``.
 """
 
 import importlib
+import re
 from functools import partial
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from ..golden.formats import FLOAT_PRESETS, FP32
 
 __all__ = [
     "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "BFP_MAX_MAN", "HEADLINE", "Design", "block_of",
-    "unit_designs", "bn_designs", "default_designs", "pending",
+    "unit_designs", "bn_designs", "default_designs", "pending", "select",
 ]
 
 #: The BN unit's blocks, in report order.
@@ -194,3 +195,12 @@ def default_designs():
 def pending():
     """Units or presets that could not be built, as {name: reason} (filled by the builders)."""
     return dict(_pending)
+
+
+def select(table, pattern):
+    """The designs of ``table`` whose name matches the regular expression ``pattern`` in full
+    (all of them when ``pattern`` is empty or None): the ``--only`` option of the flows."""
+    if not pattern:
+        return list(table)
+    rx = re.compile(pattern)
+    return [d for d in table if rx.fullmatch(d.name)]

@@ -166,8 +166,7 @@ def main(argv=None):
                          "-noflatten on the shared RTLIL), then flatten for nextpnr")
     args = ap.parse_args(argv)
     table = fpga_designs(args.units)
-    if args.only:
-        table = [d for d in table if re.fullmatch(args.only, d.name)]
+    table = designs_mod.select(table, args.only)
     if not table:
         print("no designs available for the FPGA flow: " + repr(designs_mod.pending()),
               file=sys.stderr)

@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import sys
 import time
 from functools import partial
@@ -127,9 +126,7 @@ def main(argv=None):
     if args.jobs < 1:
         ap.error(f"--jobs must be at least 1, not {args.jobs}")
     table, axes = sweep_designs()
-    if args.only:
-        rx = re.compile(args.only)
-        table = [d for d in table if rx.fullmatch(d.name)]
+    table = designs_mod.select(table, args.only)
     if args.list:
         for d in table:
             print(f"{d.name:20s} {', '.join(f'{a}={v}' for a, v in axes[d.name]):24s} {d.fmt}")
