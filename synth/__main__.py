@@ -51,7 +51,10 @@ def main(argv=None):
 
     table = designs_mod.default_designs()
     pending = designs_mod.pending()
-    table = designs_mod.select(table, args.only)
+    try:
+        table = designs_mod.select(table, args.only)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.list:
         for d in table:
             print(f"{d.name:32s} {d.group:5s} {d.unit:12s} {d.fmt}")

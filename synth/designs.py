@@ -199,8 +199,19 @@ def pending():
 
 def select(table, pattern):
     """The designs of ``table`` whose name matches the regular expression ``pattern`` in full
-    (all of them when ``pattern`` is empty or None): the ``--only`` option of the flows."""
+    (all of them when ``pattern`` is empty or None): the ``--only`` option of the flows.
+
+    Raises ValueError, naming the pattern and the designs, when ``pattern`` is not a regular
+    expression or matches none of them: a typo must not run nothing, or something else.
+    """
     if not pattern:
         return list(table)
-    rx = re.compile(pattern)
-    return [d for d in table if rx.fullmatch(d.name)]
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"--only {pattern!r} is not a regular expression: {exc}") from None
+    out = [d for d in table if rx.fullmatch(d.name)]
+    if not out:
+        raise ValueError(f"--only {pattern!r} matches none of the designs: "
+                         + ", ".join(d.name for d in table))
+    return out

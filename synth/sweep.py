@@ -112,6 +112,19 @@ def _plot(path, rows):
     plt.close(fig)
 
 
+def _merge_points(path, rows, ran, order):
+    """``rows`` plus the points of an earlier sweep.json whose design is not in ``ran``,
+    sorted by the sweep table ``order`` (design names); points no longer in it are dropped."""
+    try:
+        with open(path) as f:
+            old = json.load(f)["points"]
+    except (OSError, ValueError, KeyError):
+        old = []
+    rank = {name: i for i, name in enumerate(order)}
+    keep = [r for r in old if r["name"] not in ran and r["name"] in rank]
+    return sorted(keep + rows, key=lambda r: rank[r["name"]])
+
+
 def main(argv=None):
     build = os.environ.get("LIGHTNORM_BUILD", "build")
     ap = argparse.ArgumentParser(prog="python -m lightnorm.synth.sweep", description=__doc__,
@@ -126,14 +139,14 @@ def main(argv=None):
     if args.jobs < 1:
         ap.error(f"--jobs must be at least 1, not {args.jobs}")
     table, axes = sweep_designs()
-    table = designs_mod.select(table, args.only)
+    try:
+        table = designs_mod.select(table, args.only)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.list:
         for d in table:
             print(f"{d.name:20s} {', '.join(f'{a}={v}' for a, v in axes[d.name]):24s} {d.fmt}")
         return 0
-    if not table:
-        print("no sweep points selected", file=sys.stderr)
-        return 1
     lib = liberty.write_liberty(os.path.join(args.work, "nangate45_min.lib"))
     start = time.monotonic()
     results, failures = synthesize_all(
@@ -142,6 +155,10 @@ def main(argv=None):
                                                        else "FAILED: " + e.splitlines()[0]),
                                        flush=True))
     rows = [dict(r, axis=a, value=v) for r in results for a, v in axes[r["name"]]]
+    # Points of earlier runs (another --only subset) stay unless this run has them, so a long
+    # sweep can be run in pieces; they are kept in the order of the sweep table.
+    ran = {d.name for d in table}
+    rows = _merge_points(os.path.join(args.out, "sweep.json"), rows, ran, list(axes))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "sweep.json"), "w") as f:
         json.dump({"elapsed_s": round(time.monotonic() - start, 1), "failures": failures,

@@ -235,3 +235,115 @@ def test_dedup_rejects_unknown_rtlil():
         dedup_rtlil("wire width 1 \\x\n")
     with pytest.raises(ValueError, match="ends inside a module"):
         dedup_rtlil("module \\m\n  wire width 1 \\x\n")
+
+
+# --- make fpga's step reuse and reports, --only (no FPGA tools needed) --------------------------
+
+def test_fpga_step_reuse_rules(tmp_path):
+    """A step reruns exactly when an input, an option or an output changed, or it never
+    finished; identical inputs reuse it."""
+    from lightnorm.synth.fpga import run_step
+    runs = []
+    (tmp_path / "in.txt").write_text("a")
+
+    def tool(fail=False):
+        def run():
+            runs.append(1)
+            if fail:
+                raise RuntimeError("tool crashed")
+            (tmp_path / "out.txt").write_text((tmp_path / "in.txt").read_text().upper())
+        return run
+
+    def step(run=None, **kw):
+        return run_step(str(tmp_path), "t", ("in.txt",), ("out.txt",), run or tool(), **kw)
+
+    assert step(extra=("v1",))[1] is False and len(runs) == 1
+    assert step(extra=("v1",)) == (json.loads((tmp_path / "t.stamp").read_text())["seconds"], True)
+    assert len(runs) == 1
+    step(extra=("v2",))                          # another tool version or option
+    assert len(runs) == 2
+    (tmp_path / "in.txt").write_text("b")        # a changed input
+    step(extra=("v2",))
+    assert len(runs) == 3 and (tmp_path / "out.txt").read_text() == "B"
+    (tmp_path / "out.txt").unlink()              # a missing output
+    step(extra=("v2",))
+    assert len(runs) == 4
+    step(extra=("v2",), force=True)              # --force
+    assert len(runs) == 5
+    (tmp_path / "in.txt").write_text("c")        # a failed run leaves no stamp, no stale output
+    with pytest.raises(RuntimeError):
+        step(tool(fail=True), extra=("v2",))
+    assert not (tmp_path / "t.stamp").exists() and not (tmp_path / "out.txt").exists()
+    assert step(extra=("v2",))[1] is False and len(runs) == 7
+
+
+def test_fpga_step_without_output_is_an_error(tmp_path):
+    from lightnorm.synth.fpga import run_step
+    (tmp_path / "in.txt").write_text("a")
+    with pytest.raises(flow.SynthError, match="without writing out.txt"):
+        run_step(str(tmp_path), "t", ("in.txt",), ("out.txt",), lambda: None)
+    assert not (tmp_path / "t.stamp").exists()
+
+
+def _segment(kind, delay, src, dst, net=None):
+    seg = {"type": kind, "delay": delay, "from": {"cell": src, "port": "X", "loc": [0, 0]},
+           "to": {"cell": dst, "port": "Y", "loc": [0, 0]}}
+    if net:
+        seg["net"] = net
+    return seg
+
+
+def test_fpga_critical_path_summary():
+    """The slowest clock domain's path: start net, end register, LUT levels, logic vs routing."""
+    from lightnorm.synth.fpga import critical_path_summary
+    fast = [_segment("clk-to-q", 0.5, "a_TRELLIS_FF_Q", "a_TRELLIS_FF_Q"),
+            _segment("routing", 0.5, "a_TRELLIS_FF_Q", "b_TRELLIS_FF_Q", "a"),
+            _segment("setup", 0.1, "b_TRELLIS_FF_Q", "b_TRELLIS_FF_Q")]
+    slow = [_segment("clk-to-q", 0.5, "cnt_TRELLIS_FF_Q_3", "cnt_TRELLIS_FF_Q_3"),
+            _segment("routing", 2.0, "cnt_TRELLIS_FF_Q_3", "l1_LUT4_Z", "cnt"),
+            _segment("logic", 0.25, "l1_LUT4_Z", "l1_LUT4_Z"),
+            _segment("routing", 3.0, "l1_LUT4_Z", "c_CCU2C_S0", "l1"),
+            _segment("logic", 0.5, "c_CCU2C_S0", "c_CCU2C_S0"),
+            _segment("routing", 1.0, "c_CCU2C_S0", "acc.sum_TRELLIS_FF_Q_12", "c"),
+            _segment("setup", 0.25, "acc.sum_TRELLIS_FF_Q_12", "acc.sum_TRELLIS_FF_Q_12")]
+    report = {"critical_paths": [{"from": "posedge clk", "to": "posedge clk", "path": fast},
+                                 {"from": "posedge clk2", "to": "posedge clk2", "path": slow}]}
+    assert critical_path_summary(report) == {
+        "from": "cnt", "to": "acc.sum", "logic_levels": 2, "total_ns": 7.5, "logic_ns": 1.5,
+        "routing_ns": 6.0}
+    assert critical_path_summary({"critical_paths": []}) is None
+    assert critical_path_summary({}) is None
+
+
+def test_only_errors_name_the_pattern_and_the_designs():
+    table = [Design(n, "test", "X", "f", None, {}) for n in ("fpadd_a", "fpmul_a", "fpmul_b")]
+    assert [d.name for d in designs.select(table, "fpmul_.*")] == ["fpmul_a", "fpmul_b"]
+    assert designs.select(table, None) == table
+    with pytest.raises(ValueError, match=r"'fpmull_.\*' matches none of the designs: "
+                                         r"fpadd_a, fpmul_a, fpmul_b"):
+        designs.select(table, "fpmull_.*")
+    with pytest.raises(ValueError, match=r"'fpmul\(' is not a regular expression"):
+        designs.select(table, "fpmul(")
+    # Every flow turns it into a usage error (exit 2) that names the pattern.
+    from lightnorm.synth import __main__ as synth_main, fpga, sweep
+    for entry in (synth_main.main, sweep.main, lambda a: fpga.main(["--units", *a])):
+        with pytest.raises(SystemExit) as exc:
+            entry(["--only", "no_such_design", "--list"])
+        assert exc.value.code == 2
+
+
+def test_sweep_pieces_merge(tmp_path):
+    """A sweep run in pieces (--only) keeps the other pieces' points, in table order."""
+    from lightnorm.synth.sweep import _merge_points
+    path = tmp_path / "sweep.json"
+    order = ["sweep_man2", "sweep_man4", "sweep_group4"]
+    first = [{"name": "sweep_group4", "axis": "group", "value": 4, "area_ge": 1.0}]
+    path.write_text(json.dumps({"points": first + [{"name": "gone", "axis": "x", "value": 0}]}))
+    second = [{"name": "sweep_man4", "axis": a, "value": v, "area_ge": 2.0}
+              for a, v in (("man", 4), ("group", 8))]
+    merged = _merge_points(str(path), second, {"sweep_man4"}, order)
+    assert [r["name"] for r in merged] == ["sweep_man4", "sweep_man4", "sweep_group4"]
+    # A rerun of a point replaces it.
+    again = _merge_points(str(path), [dict(first[0], area_ge=3.0)], {"sweep_group4"}, order)
+    assert [r["area_ge"] for r in again] == [3.0]
+    assert _merge_points(str(tmp_path / "missing.json"), second, {"sweep_man4"}, order) == second
