@@ -514,18 +514,18 @@ def sweep_layers(cfg, seed, big_m):
     return layers
 
 
-#: The HDL config sweep: (seed, G, m of the big layer).  The first two run in ``make test``
-#: (G = 1 and 4, m up to 4096; G = 8 is covered there by the presets), the rest, G = 16 among
-#: them, in ``make test-long``: a G = 16 unit takes over two minutes to build, which
-#: ``make test``'s 15-minute budget on 2 cores does not leave room for (measured: 15 min 8 s
-#: with it).
+#: The HDL config sweep: (seed, G, m of the big layer).  The first runs in ``make test``
+#: (G = 1, m up to 4096; G = 8 is covered there by the presets), the rest in
+#: ``make test-long``: ``make test``'s 15-minute budget on 2 cores has no room for them
+#: (measured in a fresh clone: 15 min 48 s with the G = 4 config, which takes about 55 s of
+#: wall time on 2 workers; a G = 16 unit alone takes over two minutes to build).
 HDL_SWEEP = [(0, 1, 4096), (1, 4, 1024), (2, 16, 256), (3, 8, 64)] + [
     (seed, (1, 4, 8, 16)[seed % 4], (64, 256, 1024, 4096)[(seed // 4) % 4])
     for seed in range(4, 20)]
 
 
 @pytest.mark.parametrize("seed,lanes,big_m", [
-    pytest.param(*c, id=f"s{c[0]}-g{c[1]}-m{c[2]}", marks=[pytest.mark.long] if i >= 2 else [])
+    pytest.param(*c, id=f"s{c[0]}-g{c[1]}-m{c[2]}", marks=[pytest.mark.long] if i >= 1 else [])
     for i, c in enumerate(HDL_SWEEP)])
 def test_bn_random_hdl(seed, lanes, big_m):
     """Randomized configs in the HDL simulator: forward, backward and inference of every layer
