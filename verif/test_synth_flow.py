@@ -347,3 +347,30 @@ def test_sweep_pieces_merge(tmp_path):
     again = _merge_points(str(path), [dict(first[0], area_ge=3.0)], {"sweep_group4"}, order)
     assert [r["area_ge"] for r in again] == [3.0]
     assert _merge_points(str(tmp_path / "missing.json"), second, {"sweep_man4"}, order) == second
+
+
+@pytest.mark.long
+def test_fpga_flow_on_smallest_unit(tmp_path):
+    """``make fpga`` end to end on one small unit (``make test-long``, which installs the fpga
+    extra): counts, Fmax and critical path read from the tools' files, then a rerun reuses
+    both steps and gives the same report."""
+    from lightnorm.golden.formats import FLOAT_PRESETS
+    from lightnorm.synth import fpga
+    table = designs.unit_designs({"fp10_154": FLOAT_PRESETS["fp10_154"]})
+    d = next(x for x in table if x.name == "fpaddsub_fp10_154")
+    work = str(tmp_path / d.name)
+    r = fpga.implement(d, work)
+    assert r["luts"] > 0 and r["ffs"] > 0 and r["fmax_mhz"] > 0 and r["reused"] == []
+    assert r["luts"] == r["lut4"] + 2 * r["ccu2c"]
+    cp = r["critical_path"]
+    assert cp["logic_levels"] >= 1 and math.isclose(cp["logic_ns"] + cp["routing_ns"],
+                                                    cp["total_ns"], abs_tol=2e-3)
+    # 1000 / Fmax is the critical path's delay (nextpnr's report, read twice).
+    assert math.isclose(1000.0 / r["fmax_mhz"], cp["total_ns"], rel_tol=0.02)
+    again = fpga.implement(d, work)
+    assert again["reused"] == ["yosys", "nextpnr"]
+    assert {k: v for k, v in again.items() if k not in ("reused", "elaborate_s")} == \
+        {k: v for k, v in r.items() if k not in ("reused", "elaborate_s")}
+    fpga._write(str(tmp_path / "reports"), [r], {})
+    md = (tmp_path / "reports" / "fpga.md").read_text()
+    assert "| fpaddsub_fp10_154 |" in md and "## Critical paths" in md
