@@ -7,7 +7,6 @@ Examples::
     python -m lightnorm.synth --list                         # show the design table
 """
 
-import argparse
 import json
 import os
 import sys
@@ -28,16 +27,7 @@ def _yosys_version():
 
 
 def main(argv=None):
-    build = os.environ.get("LIGHTNORM_BUILD", "build")
-    ap = argparse.ArgumentParser(prog="python -m lightnorm.synth", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(build, "reports"),
-                    help="report directory (default: %(default)s)")
-    ap.add_argument("--work", default=os.path.join(build, "synth"),
-                    help="per-design work directories and the liberty file (default: %(default)s)")
-    ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default: 2)")
-    ap.add_argument("--only", help="synthesize only designs whose name matches this regex")
-    ap.add_argument("--list", action="store_true", help="list the designs and exit")
+    ap = designs_mod.flow_parser("python -m lightnorm.synth", __doc__, "synth")
     ap.add_argument("--collect", action="store_true",
                     help="do not run Yosys: build the reports from the designs whose work "
                          "directories hold a finished run of the current flow (e.g. after an "
@@ -46,15 +36,10 @@ def main(argv=None):
                     help="do not synthesize: rewrite the reports from the designs of an existing "
                          "area.json (after a change to the report code)")
     args = ap.parse_args(argv)
-    if args.jobs < 1:
-        ap.error(f"--jobs must be at least 1, not {args.jobs}")
 
     table = designs_mod.default_designs()
     pending = designs_mod.pending()
-    try:
-        table = designs_mod.select(table, args.only)
-    except ValueError as exc:
-        ap.error(str(exc))
+    table = designs_mod.select_or_exit(ap, table, args.only)
     if args.list:
         for d in table:
             print(f"{d.name:32s} {d.group:5s} {d.unit:12s} {d.fmt}")

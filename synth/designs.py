@@ -12,7 +12,9 @@ unit uses; an instance whose name starts with one of them is counted in that blo
 the block ``top``.
 """
 
+import argparse
 import importlib
+import os
 import re
 from functools import partial
 from dataclasses import dataclass, field
@@ -21,7 +23,8 @@ from ..golden.formats import FLOAT_PRESETS, FP32
 
 __all__ = [
     "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "BFP_MAX_MAN", "HEADLINE", "Design", "block_of",
-    "unit_designs", "bn_designs", "default_designs", "pending", "select",
+    "unit_designs", "bn_designs", "default_designs", "pending", "select", "flow_parser",
+    "select_or_exit",
 ]
 
 #: The BN unit's blocks, in report order.
@@ -215,3 +218,36 @@ def select(table, pattern):
         raise ValueError(f"--only {pattern!r} matches none of the designs: "
                          + ", ".join(d.name for d in table))
     return out
+
+
+def _jobs(text):
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
+def flow_parser(prog, doc, work, what="designs"):
+    """The command line the flows share (synth, sweep, fpga): ``--out``, ``--work``, ``--jobs``,
+    ``--only`` and ``--list``, with defaults under ``$LIGHTNORM_BUILD`` (``build``)."""
+    build = os.environ.get("LIGHTNORM_BUILD", "build")
+    ap = argparse.ArgumentParser(prog=prog, description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(build, "reports"),
+                    help="report directory (default: %(default)s)")
+    ap.add_argument("--work", default=os.path.join(build, work),
+                    help="per-design work directories (default: %(default)s)")
+    ap.add_argument("--jobs", type=_jobs, default=2,
+                    help="designs run in parallel (default: %(default)s)")
+    ap.add_argument("--only", metavar="REGEX",
+                    help=f"only the {what} whose name matches this regular expression in full")
+    ap.add_argument("--list", action="store_true", help=f"list the {what} and exit")
+    return ap
+
+
+def select_or_exit(ap, table, pattern):
+    """:func:`select`, with its errors reported as usage errors of ``ap`` (exit status 2)."""
+    try:
+        return select(table, pattern)
+    except ValueError as exc:
+        ap.error(str(exc))

@@ -16,7 +16,6 @@ rewritten after each design.
 ``python -m lightnorm.synth.fpga --out build/reports`` writes fpga.json, fpga.csv and fpga.md.
 """
 
-import argparse
 import csv
 import hashlib
 import json
@@ -289,29 +288,19 @@ def _write(out_dir, results, failures):
 
 
 def main(argv=None):
-    build = os.environ.get("LIGHTNORM_BUILD", "build")
-    ap = argparse.ArgumentParser(prog="python -m lightnorm.synth.fpga", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(build, "reports"),
-                    help="report directory (default: %(default)s)")
-    ap.add_argument("--work", default=os.path.join(build, "fpga"),
-                    help="per-design work directories (default: %(default)s)")
-    ap.add_argument("--jobs", type=int, default=2, help="designs in parallel (default: 2)")
-    ap.add_argument("--only", help="implement only designs whose name matches this regex")
+    ap = designs_mod.flow_parser("python -m lightnorm.synth.fpga", __doc__, "fpga")
     ap.add_argument("--units", action="store_true",
                     help="the arithmetic units in fp32/bf16/fp10_154/fp10_163 instead of the BN presets")
     ap.add_argument("--flat", action="store_true",
                     help="synth_ecp5 on the flattened design instead of per shared module")
     ap.add_argument("--force", action="store_true",
                     help="rerun every step even when its inputs are unchanged")
-    ap.add_argument("--list", action="store_true", help="list the designs and exit")
     args = ap.parse_args(argv)
-    if args.jobs < 1:
-        ap.error(f"--jobs must be at least 1, not {args.jobs}")
     try:
-        table = designs_mod.select(fpga_designs(args.units), args.only)
-    except (ValueError, SynthError) as exc:
+        table = fpga_designs(args.units)
+    except SynthError as exc:
         ap.error(str(exc))
+    table = designs_mod.select_or_exit(ap, table, args.only)
     if args.list:
         for d in table:
             print(f"{d.name:32s} {d.unit:12s} {d.fmt}")

@@ -13,7 +13,6 @@ Without the BN unit the sweep falls back to the FP multiplier over the same expo
 widths.  Writes sweep.csv, sweep.json and sweep.png into the report directory.
 """
 
-import argparse
 import csv
 import json
 import os
@@ -126,23 +125,11 @@ def _merge_points(path, rows, ran, order):
 
 
 def main(argv=None):
-    build = os.environ.get("LIGHTNORM_BUILD", "build")
-    ap = argparse.ArgumentParser(prog="python -m lightnorm.synth.sweep", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(build, "reports"))
-    ap.add_argument("--work", default=os.path.join(build, "sweep"))
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--only", help="synthesize only the points whose design name matches this "
-                                   "regular expression (e.g. 'sweep_(man|group).*'); --list shows them")
-    ap.add_argument("--list", action="store_true", help="list the sweep points and exit")
+    ap = designs_mod.flow_parser("python -m lightnorm.synth.sweep", __doc__, "sweep",
+                                 what="sweep points")
     args = ap.parse_args(argv)
-    if args.jobs < 1:
-        ap.error(f"--jobs must be at least 1, not {args.jobs}")
     table, axes = sweep_designs()
-    try:
-        table = designs_mod.select(table, args.only)
-    except ValueError as exc:
-        ap.error(str(exc))
+    table = designs_mod.select_or_exit(ap, table, args.only)
     if args.list:
         for d in table:
             print(f"{d.name:20s} {', '.join(f'{a}={v}' for a, v in axes[d.name]):24s} {d.fmt}")
