@@ -123,10 +123,11 @@ _FF_SUFFIX = re.compile(r"_TRELLIS_FF_Q(_\d+)?$")
 def critical_path_summary(report):
     """The path that sets Fmax, from nextpnr's ``--report`` JSON, or None if none was timed.
 
-    Takes the critical path of the slowest clock domain and returns its start net (the register
-    output, named as in the RTL), its end register (the flip-flop cell, nextpnr's suffix
-    removed), the number of LUT/carry levels (``logic`` segments), and the delays in ns split
-    into logic (clock-to-Q, cells, setup) and routing.
+    Takes the critical path of the slowest clock domain and returns its start and end
+    registers (the flip-flop cells, named as in the RTL once nextpnr's ``_TRELLIS_FF_Q...``
+    suffix is removed), the net the start register drives (Yosys may have renamed it), the
+    number of LUT/carry levels (``logic`` segments), and the delays in ns split into logic
+    (clock-to-Q, cells, setup) and routing.
     """
     paths = report.get("critical_paths") or []
     if not paths:
@@ -136,7 +137,8 @@ def critical_path_summary(report):
     total = sum(s["delay"] for s in path)
     nets = [s["net"] for s in path if s["type"] == "routing"]
     return {
-        "from": nets[0] if nets else path[0]["from"]["cell"],
+        "from": _FF_SUFFIX.sub("", path[0]["from"]["cell"]),
+        "from_net": nets[0] if nets else None,
         "to": _FF_SUFFIX.sub("", path[-1]["to"]["cell"]),
         "logic_levels": sum(1 for s in path if s["type"] == "logic"),
         "total_ns": round(total, 3),
@@ -275,7 +277,7 @@ def _write(out_dir, results, failures):
     crit = [r for r in results if r.get("critical_path")]
     if crit:
         lines += ["", "## Critical paths", "",
-                  "| design | from (register output) | to (register) | LUT levels | total ns | "
+                  "| design | from (register) | to (register) | LUT levels | total ns | "
                   "logic ns | routing ns |", "|---|---|---|---:|---:|---:|---:|"]
         for r in crit:
             cp = r["critical_path"]

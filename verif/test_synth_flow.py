@@ -294,13 +294,13 @@ def _segment(kind, delay, src, dst, net=None):
 
 
 def test_fpga_critical_path_summary():
-    """The slowest clock domain's path: start net, end register, LUT levels, logic vs routing."""
+    """The slowest clock domain's path: start and end register, LUT levels, logic vs routing."""
     from lightnorm.synth.fpga import critical_path_summary
     fast = [_segment("clk-to-q", 0.5, "a_TRELLIS_FF_Q", "a_TRELLIS_FF_Q"),
             _segment("routing", 0.5, "a_TRELLIS_FF_Q", "b_TRELLIS_FF_Q", "a"),
             _segment("setup", 0.1, "b_TRELLIS_FF_Q", "b_TRELLIS_FF_Q")]
     slow = [_segment("clk-to-q", 0.5, "cnt_TRELLIS_FF_Q_3", "cnt_TRELLIS_FF_Q_3"),
-            _segment("routing", 2.0, "cnt_TRELLIS_FF_Q_3", "l1_LUT4_Z", "cnt"),
+            _segment("routing", 2.0, "cnt_TRELLIS_FF_Q_3", "l1_LUT4_Z", "x_LUT4_C_D[1]"),
             _segment("logic", 0.25, "l1_LUT4_Z", "l1_LUT4_Z"),
             _segment("routing", 3.0, "l1_LUT4_Z", "c_CCU2C_S0", "l1"),
             _segment("logic", 0.5, "c_CCU2C_S0", "c_CCU2C_S0"),
@@ -309,7 +309,7 @@ def test_fpga_critical_path_summary():
     report = {"critical_paths": [{"from": "posedge clk", "to": "posedge clk", "path": fast},
                                  {"from": "posedge clk2", "to": "posedge clk2", "path": slow}]}
     assert critical_path_summary(report) == {
-        "from": "cnt", "to": "acc.sum", "logic_levels": 2, "total_ns": 7.5, "logic_ns": 1.5,
+        "from": "cnt", "from_net": "x_LUT4_C_D[1]", "to": "acc.sum", "logic_levels": 2, "total_ns": 7.5, "logic_ns": 1.5,
         "routing_ns": 6.0}
     assert critical_path_summary({"critical_paths": []}) is None
     assert critical_path_summary({}) is None
