@@ -75,10 +75,10 @@ $(FPGA_STAMP): $(STAMP)
 
 # FPGA_ARGS / SWEEP_ARGS pass options through, e.g. FPGA_ARGS="--only 'bn_(lightnorm|fp32_bn)'"
 # or SWEEP_ARGS="--only 'sweep_(man2|man7|group4)'" (see --help of each module).
-fpga: $(FPGA_STAMP)  ## ECP5 LUTs/FFs/DSPs/Fmax (yowasp nextpnr, out of context) -> build/reports/fpga.*
+fpga: $(FPGA_STAMP)  ## ECP5 LUTs/FFs/DSPs/Fmax (yowasp nextpnr, out of context; ~65 min, resumable) -> build/reports/fpga.*
 	$(RUN) $(VPY) -m lightnorm.synth.fpga --out $(BUILD)/reports $(FPGA_ARGS)
 
-sweep: $(STAMP)  ## BN area vs exponent/mantissa bits, BFP group = lanes -> build/reports/sweep.{csv,png}
+sweep: $(STAMP)  ## BN area vs exponent/mantissa bits, BFP group = lanes (~9 min) -> build/reports/sweep.{csv,json,png}
 	$(RUN) $(VPY) -m lightnorm.synth.sweep --out $(BUILD)/reports $(SWEEP_ARGS)
 
 study: $(STAMP)  ## numerics study: range sigma, BN error sweep, CNN training -> build/study/ (22 min measured on 2 busy cores)
