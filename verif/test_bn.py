@@ -212,23 +212,21 @@ def commands_for(cfg, rng, shape, kind, modes):
                 "shape": shape, "kind": kind}
 
     if "forward" in modes:
-        cmd = gbn.command_beats(cfg, "forward", m, fwd.gamma_bits, fwd.beta_bits)
+        cmd = gbn.command_beats(cfg, "forward", m, **fwd.inputs)
         out.append(entry("forward", cmd, gbn.din_beats(cfg, "forward", fwd.x_beats),
                          fwd.y_beats, gbn.result_beats(cfg, fwd), cfg.forward_passes))
     if "backward" in modes:
         dy = rng.standard_normal(shape) * 0.5
         bwd = gbn.backward(cfg, dy, gamma, fwd)
-        inp = bwd.inputs
-        cmd = gbn.command_beats(cfg, "backward", m, inp["gamma"], inp["mu"], inp["s"],
-                                inp["amax"], inp["amin"])
+        cmd = gbn.command_beats(cfg, "backward", m, **bwd.inputs)
         out.append(entry("backward", cmd, gbn.din_beats(cfg, "backward", fwd.x_beats,
                                                         bwd.dy_beats),
                          bwd.dx_beats, gbn.result_beats(cfg, bwd), 2))
     if "inference" in modes:
-        a = rng.uniform(-2, 2, c)
-        b = rng.uniform(-1, 1, c)
+        a = fp.encode(cfg.fwd_acc_fmt, rng.uniform(-2, 2, c))
+        b = fp.encode(cfg.fwd_acc_fmt, rng.uniform(-1, 1, c))
         inf = gbn.inference(cfg, x, a, b)
-        cmd = gbn.command_beats(cfg, "inference", m, inf.a_bits, inf.b_bits)
+        cmd = gbn.command_beats(cfg, "inference", m, **inf.inputs)
         out.append(entry("inference", cmd, gbn.din_beats(cfg, "inference", inf.x_beats),
                          inf.y_beats, [], 1))
     return out

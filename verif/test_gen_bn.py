@@ -60,7 +60,9 @@ def test_layouts_read_golden_beats(preset):
     words = [rng.integers(0, 1 << cfg.bwd_acc_fmt.width, cp) for _ in range(3)]
     amax = rng.integers(0, m, (cp, cfg.chunks))
     amin = rng.integers(0, m, (cp, cfg.chunks))
-    beats = gbn.command_beats(cfg, "backward", m, *words, amax=amax, amin=amin)[0]
+    pos = {"amax": amax, "amin": amin} if cfg.has_positions else {}
+    beats = gbn.command_beats(cfg, "backward", m, **dict(zip(gbn.LANE_WORDS["backward"], words)),
+                              **pos)[0]
     consts = gbn.host_constants(cfg, m, "backward")
     assert _field(beats[0], lay["cmd"]["header"], "m") == m
     assert _field(beats[0], lay["cmd"]["header"], "mode") == gbn.MODES["backward"]
