@@ -10,6 +10,7 @@ without pauses (cycle counts) and then with random pauses on all four streams, w
 between phases.  Every dout and res beat is compared bit for bit with the golden beats.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -406,7 +407,7 @@ ICARUS_LAYERS = [LAYERS[0], LAYERS[2], LAYERS[-1]]
 def cycle_problems(cfg, verdict):
     """Differences between the cycles measured in the pause-free phases of ``verdict`` and
     the cycle model (:mod:`lightnorm.verif.bntiming`); empty when every count matches."""
-    from .bntiming import cycle_model, group_cycles, layer_cycles
+    from .bntiming import cycle_model, group_cycles, group_schedule, layer_cycles
     model = cycle_model(cfg)
     bad = []
     for p in verdict["phases"]:
@@ -418,6 +419,18 @@ def cycle_problems(cfg, verdict):
             if got != [group_cycles(model, mode, m)] * ng:
                 bad.append(f"{mode} m={m}: group cycles {got}, model "
                            f"{model['modes'][mode]['formula']}")
+            # every step of every group (the timeline docs/interface.md draws)
+            sch = group_schedule(model, mode, m)
+            want = {"passes": [list(s["din"]) for s in sch["passes"]], "dout": list(sch["dout"]),
+                    "res": None if sch["res"] is None else list(sch["res"])}
+            for g, det in enumerate(c["groups_detail"]):
+                for key, value in want.items():
+                    if det[key] != value:
+                        bad.append(f"{mode} m={m} group {g}: {key} at cycles {det[key]}, "
+                                   f"model {value}")
+                if g and det["after_previous_header"] != sch["next_header"]:
+                    bad.append(f"{mode} m={m} group {g}: header {det['after_previous_header']} "
+                               f"cycles after the previous one, model {sch['next_header']}")
             if c["cycles"] != layer_cycles(model, mode, m, ng):
                 bad.append(f"{mode} m={m} groups={ng}: layer {c['cycles']} cycles, model "
                            f"{layer_cycles(model, mode, m, ng)}")
@@ -554,6 +567,16 @@ def test_bn_small_hdl():
     verdict = run_bn(cfg, "lightnorm_g2k2", phases)
     print("\n".join(summary(verdict)))
     assert not cycle_problems(cfg, verdict), cycle_problems(cfg, verdict)
+    # The cycle check can fail: a result beat, a pass and a header one cycle late are reported.
+    late = copy.deepcopy(verdict)
+    detail = late["phases"][0]["commands"][0]["groups_detail"]
+    detail[0]["res"][0] += 1
+    detail[0]["passes"][1][1] += 1
+    detail[1]["after_previous_header"] += 1
+    problems = "\n".join(cycle_problems(cfg, late))
+    for expected in ("group 0: res at cycles", "group 0: passes at cycles",
+                     "group 1: header"):
+        assert expected in problems, f"{expected!r} not reported:\n{problems}"
 
     # The check can fail: one wrong golden dout beat and one wrong res beat are reported by
     # stream and beat index, and a missing expected beat as a duplicated one.
