@@ -296,11 +296,13 @@ def small_config(cfg, lanes, chunks, **changes):
     return cfg.replace(**ch)
 
 
-def run_pysim(cfg, phase, seed=0):
+def run_pysim(cfg, phase, seed=0, handshakes=None):
     """Run one phase in Amaranth's Python simulator (no HDL toolchain; small configs only).
 
     The four streams are driven with i.i.d. pauses of probability ``phase["pause"]``.
-    Returns ``(dout, res, cycles)``: the received beats and the cycle count.
+    Returns ``(dout, res, cycles)``: the received beats and the cycle count.  A dict passed as
+    ``handshakes`` is filled with the cycle of every transfer per stream (``"cmd"``, ``"din"``,
+    ``"dout"``, ``"res"``).
     """
     from amaranth.sim import Simulator
     from lightnorm.rtl.bn import BNUnit
@@ -339,12 +341,60 @@ def run_pysim(cfg, phase, seed=0):
             cycles[0] = max(cycles[0], count)
         return run
 
+    if handshakes is not None:
+        ports = {name: getattr(dut, name) for name in ("cmd", "din", "dout", "res")}
+        handshakes.update({name: [] for name in ports})
+
+        async def record(ctx):
+            sigs = [s for port in ports.values() for s in (port.valid, port.ready)]
+            cycle = 0
+            while True:
+                got = (await ctx.tick().sample(*sigs))[-len(sigs):]
+                for k, name in enumerate(ports):
+                    if got[2 * k] and got[2 * k + 1]:
+                        handshakes[name].append(cycle)
+                cycle += 1
+        sim.add_testbench(record, background=True)
     sim.add_testbench(source(dut.cmd, phase["cmd"], 1), background=True)
     sim.add_testbench(source(dut.din, phase["din"], 2), background=True)
     sim.add_testbench(sink(dut.res, "res", len(phase["res"]), 3))
     sim.add_testbench(sink(dut.dout, "dout", len(phase["dout"]), 4))
     sim.run()
     return got["dout"], got["res"], cycles[0]
+
+
+def test_bn_pysim_next_header_waits_for_results():
+    """G > m + L (G = 4, m = 2, L = 0): the G result beats, sent from the first cycle of the
+    last pass, outlast dout, and the next header waits for the last of them; the cycle model
+    (``bntiming.group_schedule``, ``header_period``) says when, and also where every dout and
+    res beat falls."""
+    from .bntiming import cycle_model, group_schedule
+    cfg = small_config(BN_PRESETS["lightnorm"], 4, 1, add_stages=0, mul_stages=0,
+                       bfp_stages=0)
+    model = cycle_model(cfg)
+    assert model["stream_latency"] == 0
+    rng = np.random.default_rng(5)
+    m = 2
+    commands = commands_for(cfg, rng, (1, 8, 1, m), "normal", ("forward", "backward"))
+    phase = make_phase(cfg, commands, 0.0)
+    hs = {}
+    dout, res, _ = run_pysim(cfg, phase, handshakes=hs)
+    check_beats("dout", phase["dout"], dout)
+    check_beats("res", phase["res"], res)
+    t0 = hs["cmd"][0]
+    heads = [h - t0 for h in hs["cmd"][::cfg.lanes + 1]]
+    want, at = [], 0
+    outs, results = [], []
+    for c in commands:
+        sch = group_schedule(model, c["mode"], m)
+        assert sch["res"][1] > sch["dout"][1]          # the case under test
+        for _ in range(c["groups"]):
+            want.append(at)
+            outs += list(range(at + sch["dout"][0], at + sch["dout"][1] + 1))
+            results += list(range(at + sch["res"][0], at + sch["res"][1] + 1))
+            at += sch["next_header"]
+    assert heads == want, f"headers at {heads}, model {want}"
+    assert [h - t0 for h in hs["dout"]] == outs and [h - t0 for h in hs["res"]] == results
 
 
 def check_beats(name, expected, got):
