@@ -13,10 +13,10 @@ Two levels of API:
   bit patterns (NaN, Inf, subnormals).
 * layer level (``forward``, ``backward``, ``inference``): NCHW float64 arrays in, a result object
   out with the stream beats a testbench sends and expects (command, data-in, data-out, result
-  streams, docs/bn-spec.md section 7) and float64 views of every output.  The per-channel
-  parameters the host owns (gamma, beta) are float64 and rounded here, as the host would; the
-  words a command carries for inference (a, b) are accumulator-format words, because the host
-  computes them in that format (:func:`inference_constants`).
+  streams, docs/bn-spec.md section 7) and float64 views of every output.  Every per-channel
+  argument (gamma, beta; inference a, b) is float64 and rounded once here into the command's
+  format, as the host would; the command words themselves are in the result objects
+  (``*_bits``, ``inputs``).  :func:`inference_constants` is the host's recipe for a, b.
 
 Modes are named by the strings of :data:`MODES` everywhere in this API; the integer next to each
 name is the 2-bit ``mode`` code of the command header (and of ``rtl/bn/control.py``'s
@@ -811,45 +811,44 @@ def backward(cfg, dy, gamma, fwd, *, ops=None):
 
 
 def inference_constants(cfg, gamma, beta, mu, s):
-    """The host's inference words ``a = gamma*s``, ``b = beta - mu*a`` (bn-spec section 4).
+    """The host's inference constants ``a = gamma*s``, ``b = beta - mu*a`` (bn-spec section 4).
 
     The result stream of a forward command carries ``mu, sig, s`` but not ``a, b``; this is the
     unit's own finalize step 4, in ``fwd_acc_fmt`` with one rounding per operation
-    (``fp.mul``, ``fp.sub``), so an inference command with these words on the same x gives the
-    forward command's y bit for bit.
+    (``fp.mul``, ``fp.sub``), so :func:`inference` with these a, b on the same x gives the
+    forward command's y bit for bit.  Like every layer-level function it takes and returns
+    float64 values; each input is rounded once into ``fwd_acc_fmt`` (``fp.encode``).
 
     Parameters
     ----------
     cfg : BNConfig
     gamma, beta : array (C,)
-        float64 parameters, rounded once into ``fwd_acc_fmt`` (``fp.encode``, as
-        :func:`forward` rounds them).
+        float64 parameters (rounded as :func:`forward` rounds them).
     mu, s : array (C,)
-        ``fwd_acc_fmt`` words: the ``r0`` and ``r2`` fields of the forward result beats
-        (``parse_result_beat``), or ``fwd.stats["mu"][:C]``, ``fwd.stats["s"][:C]``.  (From
-        float64 running statistics: ``fp.encode(cfg.fwd_acc_fmt, ...)`` of mean and
-        1/sqrt(var + eps) -- or of 1/(sigma_hat + eps) for range BN.)
+        float64 statistics.  The forward results are ``fwd_acc_fmt`` values, so these round
+        exactly: ``fwd.mu``, ``fwd.s``, or ``fp.decode(cfg.fwd_acc_fmt, w)`` of the ``r0`` and
+        ``r2`` words of the result beats (``parse_result_beat``).  Running statistics work the
+        same way: the mean and ``1/sqrt(var + eps)`` (range BN: ``1/(sigma_hat + eps)``).
 
     Returns
     -------
     dict
-        ``a``, ``b``: ``fwd_acc_fmt`` words, shape (C,), the ``a``, ``b`` of :func:`inference`.
+        ``a``, ``b``: float64 (C,), the exact values of ``fwd_acc_fmt`` words (so
+        :func:`inference` rounds them exactly): ``inference(cfg, x, **inference_constants(...))``.
     """
     A = cfg.fwd_acc_fmt
     gamma = np.asarray(gamma, dtype=np.float64)
     if gamma.ndim != 1:
         raise ValueError(f"gamma must have shape (C,), not {gamma.shape}")
     c = gamma.shape[0]
-    g = fp.encode(A, gamma)
-    be = fp.encode(A, _as_channels("beta", beta, c))
-    mu = _as_words("mu", mu, A, (c,))
-    s = _as_words("s", s, A, (c,))
-    a, b = _affine(_Ops(), A, g, be, mu, s)
-    return {"a": a, "b": b}
+    words = [fp.encode(A, _as_channels(n, v, c))
+             for n, v in (("gamma", gamma), ("beta", beta), ("mu", mu), ("s", s))]
+    a, b = _affine(_Ops(), A, *words)
+    return {"a": fp.decode(A, a), "b": fp.decode(A, b)}
 
 
 def inference(cfg, x, a, b):
-    """Inference pass ``y = a*x + b`` of one layer with host-given per-channel words a, b.
+    """Inference pass ``y = a*x + b`` of one layer with host-given per-channel a, b.
 
     Parameters
     ----------
@@ -857,9 +856,9 @@ def inference(cfg, x, a, b):
     x : array (N, C, H, W)
         Activations (float64), rounded into ``fwd_fmt`` and ``x_bfp`` as in :func:`forward`.
     a, b : array (C,)
-        ``fwd_acc_fmt`` words (bit patterns), what the command carries (bn-spec section 4):
-        from :func:`inference_constants`, or ``fp.encode(cfg.fwd_acc_fmt, values)`` of float64
-        values.  Padding lanes get 0.  A float array is refused (TypeError).
+        float64 values, rounded once into ``fwd_acc_fmt`` (``fp.encode``): the command carries
+        them as ``fwd_acc_fmt`` words (``a_bits``, ``b_bits``; bn-spec section 4).  For the
+        forward pass's own a, b use :func:`inference_constants`.  Padding lanes get 0.
 
     Returns
     -------
@@ -868,8 +867,8 @@ def inference(cfg, x, a, b):
     x = _as_layer("x", x)
     c = x.shape[1]
     A = cfg.fwd_acc_fmt
-    a_bits = pad_channels(cfg, _as_words("a", a, A, (c,))).astype(A.dtype)
-    b_bits = pad_channels(cfg, _as_words("b", b, A, (c,))).astype(A.dtype)
+    a_bits = fp.encode(A, pad_channels(cfg, _as_channels("a", a, c)))
+    b_bits = fp.encode(A, pad_channels(cfg, _as_channels("b", b, c)))
     x_bits, x_beats = _quantize_x(cfg, x)
     y_acc = inference_stream(cfg, x_bits, a_bits, b_bits)
     y_beats, yv = tensor_beats(cfg, "y", y_acc, A)

@@ -224,8 +224,8 @@ def commands_for(cfg, rng, shape, kind, modes):
                                                         bwd.dy_beats),
                          bwd.dx_beats, gbn.result_beats(cfg, bwd), 2))
     if "inference" in modes:
-        a = fp.encode(cfg.fwd_acc_fmt, rng.uniform(-2, 2, c))
-        b = fp.encode(cfg.fwd_acc_fmt, rng.uniform(-1, 1, c))
+        a = rng.uniform(-2, 2, c)
+        b = rng.uniform(-1, 1, c)
         inf = gbn.inference(cfg, x, a, b)
         cmd = gbn.command_beats(cfg, "inference", m, **inf.inputs)
         out.append(entry("inference", cmd, gbn.din_beats(cfg, "inference", inf.x_beats),
