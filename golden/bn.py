@@ -43,8 +43,8 @@ __all__ = [
     "layer_to_stream", "stream_to_layer", "pad_channels", "encode_tensor", "tensor_beats",
     "decode_output", "forward_stream", "backward_stream", "inference_stream",
     "ForwardResult", "BackwardResult", "InferenceResult", "forward", "backward", "inference",
-    "backward_inputs", "inference_constants", "command_beats", "din_beats", "result_beats", "parse_result_beat",
-    "parse_command_beat", "unpack_words", "op_counts",
+    "backward_inputs", "inference_constants", "command_beats", "din_beats", "result_beats",
+    "parse_result_beat", "parse_command_beat", "unpack_words", "op_counts",
 ]
 
 #: Mode names (the vocabulary of every function here) -> the command header's 2-bit ``mode``

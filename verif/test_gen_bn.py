@@ -255,9 +255,8 @@ def test_docs_timing_terms_match_the_model():
     for mode, m, cycles in stated:
         assert int(cycles) == group_cycles(small, mode, int(m)), (mode, m, cycles)
     # the make bench table: group cycles per preset, mode and m
-    table = text[text.index("| preset | m | forward (floor) |"):]
-    rows = [r for r in _doc("interface.md")[_doc("interface.md").index(
-        "| preset | m | forward (floor) |"):].split("\n\n")[0].splitlines()[2:]]
+    raw = _doc("interface.md")
+    rows = raw[raw.index("| preset | m | forward (floor) |"):].split("\n\n")[0].splitlines()[2:]
     names, checked = None, 0
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
@@ -270,4 +269,4 @@ def test_docs_timing_terms_match_the_model():
                 assert int(cell.split()[0]) == want, (
                     f"docs/interface.md bench table: {name} {mode} m={m}: {cell}, model {want}")
                 checked += 1
-    assert checked >= 24 and table
+    assert checked >= 24, f"only {checked} bench numbers found in docs/interface.md"
