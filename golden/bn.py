@@ -13,7 +13,16 @@ Two levels of API:
   bit patterns (NaN, Inf, subnormals).
 * layer level (``forward``, ``backward``, ``inference``): NCHW float64 arrays in, a result object
   out with the stream beats a testbench sends and expects (command, data-in, data-out, result
-  streams, docs/bn-spec.md section 7) and float64 views of every output.
+  streams, docs/bn-spec.md section 7) and float64 views of every output.  Every per-channel
+  argument (gamma, beta; inference a, b) is float64 and rounded once here into the command's
+  format, as the host would; the command words themselves are in the result objects
+  (``*_bits``, ``inputs``).  :func:`inference_constants` is the host's recipe for a, b.
+
+Modes are named by the strings of :data:`MODES` everywhere in this API; the integer next to each
+name is the 2-bit ``mode`` code of the command header (and of ``rtl/bn/control.py``'s
+``MODE_FWD/MODE_BWD/MODE_INFER``).  The lane words of a command are named per mode
+(:data:`LANE_WORDS`): every result object's ``inputs`` holds exactly the keywords
+:func:`command_beats` takes, e.g. ``command_beats(cfg, "backward", m, **bwd.inputs)``.
 
 ``op_counts`` counts the operations the model actually executes, per pass and per format, for
 the energy model.
@@ -30,16 +39,30 @@ from .bnconfig import BNConfig
 from .formats import FloatFormat
 
 __all__ = [
-    "MODES", "check_m", "chunk_layout", "range_constant", "host_constants",
+    "MODES", "LANE_WORDS", "check_m", "chunk_layout", "range_constant", "host_constants",
     "layer_to_stream", "stream_to_layer", "pad_channels", "encode_tensor", "tensor_beats",
     "decode_output", "forward_stream", "backward_stream", "inference_stream",
     "ForwardResult", "BackwardResult", "InferenceResult", "forward", "backward", "inference",
-    "backward_inputs", "command_beats", "din_beats", "result_beats", "parse_result_beat",
-    "parse_command_beat", "unpack_words", "op_counts",
+    "backward_inputs", "inference_constants", "command_beats", "din_beats", "result_beats",
+    "parse_result_beat", "parse_command_beat", "unpack_words", "op_counts",
 ]
 
-#: Command ``mode`` field values.
+#: Mode names (the vocabulary of every function here) -> the command header's 2-bit ``mode``
+#: code (docs/bn-spec.md section 7; ``rtl/bn/control.py`` MODE_FWD, MODE_BWD, MODE_INFER).
 MODES = {"forward": 0, "backward": 1, "inference": 2}
+
+#: Lane words of a command per mode, in slot order (``p0``, ``p1``, ``p2`` of the lane beat,
+#: docs/bn-spec.md section 7; an unused slot is sent as 0).  These are the keyword names of
+#: :func:`command_beats` and the keys of ``ForwardResult.inputs``, ``BackwardResult.inputs``
+#: (plus ``amax``, ``amin``) and ``InferenceResult.inputs``.
+LANE_WORDS = {"forward": ("gamma", "beta"), "backward": ("gamma", "mu", "s"),
+              "inference": ("a", "b")}
+
+
+def _check_mode(mode):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
+    return mode
 
 # Exact float64 views of BFP outputs: BFP values have <= 24 significant bits and 8-bit shared
 # exponents; FP32 with subnormals holds all of them for the presets (decode is then exact).
@@ -123,8 +146,7 @@ def host_constants(cfg, m, mode):
         ``q, r`` (chunk length / remainder, 0 for conventional), ``inv_m``, ``ck``, ``eps``
         as Python ints (bit patterns of the mode's accumulator format; 0 where unused).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {tuple(MODES)}, not {mode!r}")
+    _check_mode(mode)
     m = check_m(cfg, m, mode)
     acc = cfg.bwd_acc_fmt if mode == "backward" else cfg.fwd_acc_fmt
     out = {"q": 0, "r": 0, "inv_m": 0, "ck": 0, "eps": 0}
@@ -395,13 +417,18 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     s = ops("div", A, one, den)
     # Zero-spread rule: a constant channel gets s = +0, i.e. x_hat = 0, y = beta, dx = 0.
     s = np.where(_is_zero(A, spread), 0, s).astype(A.dtype)
-    a = ops("mul", A, gamma, s)
-    b = ops("sub", A, beta, ops("mul", A, mu, a))
+    a, b = _affine(ops, A, gamma, beta, mu, s)
 
     ops.phase = "fwd_pass2" if cfg.algorithm == "range" else "fwd_pass3"
     y_acc = ops("add", A, ops("mul", A, a, xa), b)
     return {"y_acc": y_acc, "sum": total, "mu": mu, "sig": sig, "s": s, "a": a, "b": b,
             "amax": amax, "amin": amin, "consts": k}
+
+
+def _affine(ops, A, gamma, beta, mu, s):
+    """bn-spec section 4, finalize step 4: ``a = gamma*s``, ``b = beta - mu*a`` in ``A``."""
+    a = ops("mul", A, gamma, s)
+    return a, ops("sub", A, beta, ops("mul", A, mu, a))
 
 
 def inference_stream(cfg, x, a, b, ops=None):
@@ -516,6 +543,25 @@ def _as_channels(name, v, c):
     return v
 
 
+def _as_words(name, v, fmt, shape=None):
+    """Bit patterns of ``fmt``: an integer array (of ``shape``) with every value a ``fmt`` word.
+
+    A float array is refused rather than cast: ``1.5`` would silently become the word 1.
+    """
+    v = np.asarray(v)
+    if v.dtype.kind not in "ui":
+        raise TypeError(f"{name} must be an integer array of {fmt.name} words (bit patterns), "
+                        f"not dtype {v.dtype}; round float64 values with "
+                        f"fp.encode({fmt.name}, values)")
+    if shape is not None and v.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, not {v.shape}")
+    if v.size and (v.min() < 0 or v.max() >> fmt.width):
+        bad = v.min() if v.min() < 0 else v.max()
+        raise ValueError(f"{name} holds {int(bad)}, which is not a {fmt.width}-bit {fmt.name} "
+                         f"word")
+    return v.astype(fmt.dtype)
+
+
 @dataclass(frozen=True)
 class ForwardResult:
     """Outputs of :func:`forward` (bit patterns padded to Cp channels, float64 views to C).
@@ -539,6 +585,9 @@ class ForwardResult:
         ``fwd_acc_fmt`` words (Cp,): ``mu, sig, s, a, b``.
     amax, amin : ndarray (Cp, K) or None
     mu, sig, s : ndarray (C,) float64
+    inputs : dict
+        The forward command's lane words ``gamma``, ``beta``: the keywords of
+        :func:`command_beats` (``command_beats(cfg, "forward", m, **fwd.inputs)``).
     """
 
     cfg: BNConfig
@@ -558,6 +607,10 @@ class ForwardResult:
     @property
     def m(self):
         return self.x_bits.shape[0]
+
+    @property
+    def inputs(self):
+        return {"gamma": self.gamma_bits, "beta": self.beta_bits}
 
     def _view(self, key):
         return fp.decode(self.cfg.fwd_acc_fmt, self.stats[key])[:self.shape[1]]
@@ -590,7 +643,9 @@ class BackwardResult:
         ``bwd_acc_fmt`` words (result stream).
     dgamma, dbeta : ndarray (C,) float64
     inputs : dict
-        Command words (``gamma, mu, s``, positions).
+        The backward command's lane words, from :func:`backward_inputs`: ``gamma, mu, s``
+        (``bwd_acc_fmt``, (Cp,)) and ``amax, amin`` ((Cp, K), None without positions): the
+        keywords of :func:`command_beats` (``command_beats(cfg, "backward", m, **bwd.inputs)``).
     """
 
     cfg: BNConfig
@@ -617,7 +672,19 @@ class BackwardResult:
 
 @dataclass(frozen=True)
 class InferenceResult:
-    """Outputs of :func:`inference`: ``y`` (NCHW float64), ``y_beats``, ``a_bits``, ``b_bits``."""
+    """Outputs of :func:`inference`.
+
+    Attributes
+    ----------
+    y : ndarray (N, C, H, W) float64
+        Exact values of the output stream.
+    y_beats, x_beats : ndarray of object (ngroups, m)
+    a_bits, b_bits : ndarray (Cp,)
+        ``fwd_acc_fmt`` command words (padding lanes 0).
+    inputs : dict
+        ``a``, ``b`` (= a_bits, b_bits): the keywords of :func:`command_beats`
+        (``command_beats(cfg, "inference", m, **inf.inputs)``).
+    """
 
     cfg: BNConfig
     shape: tuple
@@ -627,6 +694,10 @@ class InferenceResult:
     b_bits: np.ndarray
     y: np.ndarray
     y_beats: np.ndarray
+
+    @property
+    def inputs(self):
+        return {"a": self.a_bits, "b": self.b_bits}
 
 
 def _quantize_x(cfg, x):
@@ -672,15 +743,31 @@ def forward(cfg, x, gamma, beta, *, ops=None):
 def backward_inputs(cfg, fwd, gamma):
     """Backward command words from a forward result (the host's conversion rule).
 
-    ``mu`` and ``s`` are the forward results converted once into ``bwd_acc_fmt``
-    (``fp.convert``); gamma is rounded from float64 into ``bwd_acc_fmt``; padding lanes 0.
+    Parameters
+    ----------
+    cfg : BNConfig
+    fwd : ForwardResult
+        The forward pass of the layer (its result stream: mu, s and the positions).
+    gamma : array (C,)
+        float64, rounded once into ``bwd_acc_fmt`` (``fp.encode``).
+
+    Returns
+    -------
+    dict
+        Exactly the keywords :func:`command_beats` takes for ``"backward"``: ``gamma``, ``mu``,
+        ``s`` (``bwd_acc_fmt`` words, (Cp,), padding lanes 0; mu and s are the forward results
+        converted once with ``fp.convert(fwd_acc_fmt -> bwd_acc_fmt)``) and ``amax``, ``amin``
+        ((Cp, K) positions for grad ``"range"``, else None: the command has no position fields).
     """
+    if fwd.cfg != cfg:
+        raise ValueError("fwd was computed with a different BNConfig")
     A, AB = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
     c = fwd.shape[1]
     return {"gamma": fp.encode(AB, pad_channels(cfg, _as_channels("gamma", gamma, c))),
             "mu": fp.convert(A, fwd.stats["mu"], AB),
             "s": fp.convert(A, fwd.stats["s"], AB),
-            "amax": fwd.amax, "amin": fwd.amin}
+            "amax": fwd.amax if cfg.has_positions else None,
+            "amin": fwd.amin if cfg.has_positions else None}
 
 
 def backward(cfg, dy, gamma, fwd, *, ops=None):
@@ -715,8 +802,7 @@ def backward(cfg, dy, gamma, fwd, *, ops=None):
             ops.counts[(phase, "bfp_decode", cfg.dy_bfp.name)] += dy_bits.size
         if cfg.x_bfp is not None and (phase == "bwd_pass1" or cfg.grad == "bn"):
             ops.counts[(phase, "bfp_decode", cfg.x_bfp.name)] += dy_bits.size
-    core = backward_stream(cfg, fwd.x_bits, dy_bits, inp["gamma"], inp["mu"], inp["s"],
-                           inp["amax"], inp["amin"], ops=ops)
+    core = backward_stream(cfg, fwd.x_bits, dy_bits, ops=ops, **inp)
     dx_beats, dxv = tensor_beats(cfg, "dx", core["dx_acc"], AB, ops)
     internals = {k: v for k, v in core.items() if k not in ("dx_acc", "consts")}
     return BackwardResult(cfg, fwd.shape, dy_bits, dy_beats, stream_to_layer(dxv, fwd.shape),
@@ -724,9 +810,60 @@ def backward(cfg, dy, gamma, fwd, *, ops=None):
                           internals, core["consts"])
 
 
+def inference_constants(cfg, gamma, beta, mu, s):
+    """The host's inference constants ``a = gamma*s``, ``b = beta - mu*a`` (bn-spec section 4).
+
+    The result stream of a forward command carries ``mu, sig, s`` but not ``a, b``; this is the
+    unit's own finalize step 4, in ``fwd_acc_fmt`` with one rounding per operation
+    (``fp.mul``, ``fp.sub``), so :func:`inference` with these a, b on the same x gives the
+    forward command's y bit for bit.  Like every layer-level function it takes and returns
+    float64 values; each input is rounded once into ``fwd_acc_fmt`` (``fp.encode``).
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    gamma, beta : array (C,)
+        float64 parameters (rounded as :func:`forward` rounds them).
+    mu, s : array (C,)
+        float64 statistics.  The forward results are ``fwd_acc_fmt`` values, so these round
+        exactly: ``fwd.mu``, ``fwd.s``, or ``fp.decode(cfg.fwd_acc_fmt, w)`` of the ``r0`` and
+        ``r2`` words of the result beats (``parse_result_beat``).  Running statistics work the
+        same way: the mean and ``1/sqrt(var + eps)`` (range BN: ``1/(sigma_hat + eps)``).
+
+    Returns
+    -------
+    dict
+        ``a``, ``b``: float64 (C,), the exact values of ``fwd_acc_fmt`` words (so
+        :func:`inference` rounds them exactly): ``inference(cfg, x, **inference_constants(...))``.
+    """
+    A = cfg.fwd_acc_fmt
+    gamma = np.asarray(gamma, dtype=np.float64)
+    if gamma.ndim != 1:
+        raise ValueError(f"gamma must have shape (C,), not {gamma.shape}")
+    c = gamma.shape[0]
+    words = [fp.encode(A, _as_channels(n, v, c))
+             for n, v in (("gamma", gamma), ("beta", beta), ("mu", mu), ("s", s))]
+    a, b = _affine(_Ops(), A, *words)
+    return {"a": fp.decode(A, a), "b": fp.decode(A, b)}
+
+
 def inference(cfg, x, a, b):
-    """Inference pass ``y = a*x + b`` with host-given per-channel a, b (float64, rounded into
-    ``fwd_acc_fmt``).  Returns an :class:`InferenceResult`."""
+    """Inference pass ``y = a*x + b`` of one layer with host-given per-channel a, b.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    x : array (N, C, H, W)
+        Activations (float64), rounded into ``fwd_fmt`` and ``x_bfp`` as in :func:`forward`.
+    a, b : array (C,)
+        float64 values, rounded once into ``fwd_acc_fmt`` (``fp.encode``): the command carries
+        them as ``fwd_acc_fmt`` words (``a_bits``, ``b_bits``; bn-spec section 4).  For the
+        forward pass's own a, b use :func:`inference_constants`.  Padding lanes get 0.
+
+    Returns
+    -------
+    InferenceResult
+    """
     x = _as_layer("x", x)
     c = x.shape[1]
     A = cfg.fwd_acc_fmt
@@ -764,34 +901,77 @@ def _lane_beat(cfg, p0, p1, p2, amax=None, amin=None):
     return _fields(f)
 
 
-def command_beats(cfg, mode, m, p0, p1=None, p2=None, amax=None, amin=None):
+def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=None, b=None,
+                  amax=None, amin=None):
     """Command beats for a layer: per channel group one header beat and G lane beats.
+
+    The lane words are named as in :data:`LANE_WORDS` and are exactly the ``inputs`` of the
+    result objects, so ``command_beats(cfg, mode, m, **result.inputs)`` builds the command of
+    a :func:`forward`, :func:`backward` or :func:`inference` result.
 
     Parameters
     ----------
     cfg : BNConfig
     mode : str
-        ``"forward"`` (p0 = gamma, p1 = beta), ``"backward"`` (p0 = gamma, p1 = mu, p2 = s,
-        amax/amin for grad "range") or ``"inference"`` (p0 = a, p1 = b).
+        ``"forward"``, ``"backward"`` or ``"inference"`` (header code :data:`MODES`).
     m : int
-    p0, p1, p2 : array (Cp,)
-        Lane words (accumulator format of the mode); None = 0.
+        Positions per channel (checked with :func:`check_m`).
+    gamma, beta : array (Cp,)
+        forward: ``fwd_acc_fmt`` words (slots p0, p1).
+    gamma, mu, s : array (Cp,)
+        backward: ``bwd_acc_fmt`` words (slots p0, p1, p2), e.g. from :func:`backward_inputs`.
+    a, b : array (Cp,)
+        inference: ``fwd_acc_fmt`` words (slots p0, p1), e.g. ``InferenceResult.inputs``.
     amax, amin : array (Cp, K), optional
+        backward with grad ``"range"`` (required there): chunk argmax/argmin positions, each in
+        ``0 .. m-1``.  Must be None when the command has no position fields.
+
+    Every word of the mode is required and every other one must be None (a missing word is not
+    sent as 0, an unused one is not dropped silently); words must be integer arrays of the
+    mode's accumulator format with Cp a multiple of G.
 
     Returns
     -------
     ndarray of object, shape (ngroups, G + 1)
         Python-int payloads, header first.
     """
+    _check_mode(mode)
     k = host_constants(cfg, m, mode)
-    p0 = np.asarray(p0)
-    cp = p0.shape[0]
-    zero = np.zeros(cp, dtype=np.int64)
-    p1 = zero if p1 is None else np.asarray(p1)
-    p2 = zero if p2 is None else np.asarray(p2)
+    given = {"gamma": gamma, "beta": beta, "mu": mu, "s": s, "a": a, "b": b}
+    names = LANE_WORDS[mode]
+    extra = [n for n, v in given.items() if v is not None and n not in names]
+    if extra:
+        raise ValueError(f"a {mode} command carries {', '.join(names)}, not {', '.join(extra)}")
+    missing = [n for n in names if given[n] is None]
+    if missing:
+        raise ValueError(f"a {mode} command needs {', '.join(missing)}")
+    fmt = cfg.bwd_acc_fmt if mode == "backward" else cfg.fwd_acc_fmt
+    first = np.asarray(given[names[0]])
+    cp = first.shape[0] if first.ndim == 1 else -1
+    if cp <= 0 or cp % cfg.lanes:
+        raise ValueError(f"{names[0]} must have shape (Cp,) with Cp a multiple of lanes "
+                         f"({cfg.lanes}), not {first.shape}")
+    words = [_as_words(n, given[n], fmt, (cp,)).astype(np.int64) for n in names]
+    words += [np.zeros(cp, dtype=np.int64)] * (3 - len(words))
     send_pos = mode == "backward" and cfg.has_positions
-    if send_pos and (amax is None or amin is None):
-        raise ValueError("amax and amin are required for a backward command with grad 'range'")
+    if send_pos:
+        if amax is None or amin is None:
+            raise ValueError("amax and amin are required for a backward command with grad "
+                             "'range'")
+        pos = []
+        for name, v in (("amax", amax), ("amin", amin)):
+            v = np.asarray(v)
+            if v.dtype.kind not in "ui" or v.shape != (cp, cfg.chunks):
+                raise ValueError(f"{name} must be an integer array of shape {(cp, cfg.chunks)}, "
+                                 f"not {v.dtype} {v.shape}")
+            if v.size and (v.min() < 0 or v.max() >= m):
+                raise ValueError(f"{name} holds {int(v.min() if v.min() < 0 else v.max())}, "
+                                 f"which is not a position 0..{m - 1}")
+            pos.append(v)
+        amax, amin = pos
+    elif amax is not None or amin is not None:
+        raise ValueError(f"a {mode} command of {cfg.name} has no position fields; "
+                         "amax and amin must be None")
     cw, mb = cfg.const_width, cfg.m_bits
     header = _fields([(MODES[mode], 2), (m, mb), (k["q"], mb), (k["r"], cfg.r_bits),
                       (k["inv_m"], cw), (k["ck"], cw), (k["eps"], cw)])
@@ -801,7 +981,7 @@ def command_beats(cfg, mode, m, p0, p1=None, p2=None, amax=None, amin=None):
         out[g, 0] = header
         for lane in range(cfg.lanes):
             c = g * cfg.lanes + lane
-            out[g, 1 + lane] = _lane_beat(cfg, p0[c], p1[c], p2[c],
+            out[g, 1 + lane] = _lane_beat(cfg, words[0][c], words[1][c], words[2][c],
                                           amax[c] if send_pos else None,
                                           amin[c] if send_pos else None)
     return out
@@ -816,7 +996,12 @@ def _unfields(value, widths):
 
 
 def parse_command_beat(cfg, beat, header):
-    """Decode one command payload into a dict of fields (``header`` selects the layout)."""
+    """Decode one command payload into a dict of raw field values (``header`` selects the layout).
+
+    Header: ``mode`` (the 2-bit code; the name is the key of :data:`MODES` with that value),
+    ``m, q, r, inv_m, ck, eps``.  Lane beat: the slots ``p0, p1, p2`` (named per mode by
+    :data:`LANE_WORDS`) and, with positions, ``amax``, ``amin``.
+    """
     cw, mb = cfg.const_width, cfg.m_bits
     if header:
         names = ("mode", "m", "q", "r", "inv_m", "ck", "eps")
@@ -862,17 +1047,16 @@ def din_beats(cfg, mode, x_beats, dy_beats=None):
     Returns an object array (ngroups, passes * m): forward 2 (range) or 3 (conventional)
     passes, backward 2, inference 1.
     """
+    _check_mode(mode)
     x_beats = np.asarray(x_beats, dtype=object)
     if mode == "backward":
         if dy_beats is None:
             raise ValueError("dy_beats are required for a backward command")
         one = x_beats + (np.asarray(dy_beats, dtype=object) << cfg.tensor_width("x"))
         passes = 2
-    elif mode in ("forward", "inference"):
+    else:
         one = x_beats
         passes = cfg.forward_passes if mode == "forward" else 1
-    else:
-        raise ValueError(f"mode must be one of {tuple(MODES)}, not {mode!r}")
     return np.concatenate([one] * passes, axis=1)
 
 

@@ -1,4 +1,5 @@
-"""Stimulus and golden results for the BFP codecs (golden/bfp.py, /work/notes/bfp-spec.md).
+"""Stimulus and golden results for the BFP codecs (golden/bfp.py; docs/numerics.md, "Block floating
+point").
 
 Groups of ``bfmt.group`` elements of a FloatFormat: random groups whose elements cluster within a
 few binades of each other (so that every magnitude bit matters), groups of independent random

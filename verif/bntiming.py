@@ -9,22 +9,30 @@ channel group of G channels, m positions) then takes::
     + passes * (m + L)       one din beat per cycle per pass, then the pipeline drains
     + sum of its segments    per-channel arithmetic between passes
 
-cycles from the cycle its header is accepted to the cycle of its last ``dout`` beat; the next
-group's header is accepted ``GAP`` cycles after that last beat.  :mod:`lightnorm.gen` writes this
-model into ``manifest.json``; :mod:`lightnorm.verif.bench` and the regression (``test_bn``) check
-it against the cycles the simulator measures.
+cycles from the cycle its header is accepted to the cycle of its last ``dout`` beat, both
+included; then ``GAP`` idle cycle (the FSM's FINISH state), and the next header is accepted
+``GAP + 1`` cycles after that last beat (unless the G result beats, sent from the first cycle of
+the last pass, are still going: :func:`header_period`).  :func:`group_schedule` gives the cycle
+of every step.  :mod:`lightnorm.gen` writes this model into ``manifest.json``;
+:mod:`lightnorm.verif.bench` and the regression (``test_bn``) check it against the cycles the
+simulator measures, and ``test_gen_bn`` checks docs/interface.md and docs/architecture.md
+against it.
 """
 
 import gc
 import warnings
 
-__all__ = ["GAP", "MODES", "cycle_model", "group_cycles", "layer_cycles", "floor_beats"]
+__all__ = ["GAP", "MODES", "cycle_model", "group_cycles", "group_schedule", "header_period",
+           "layer_cycles", "floor_beats"]
 
-#: Modes of the command stream, in the order of the ``mode`` header field.
-MODES = ("forward", "backward", "inference")
+from lightnorm.golden.bn import MODES as _MODE_CODES
 
-#: Cycles between a group's last dout beat and the next header's acceptance (the FSM's FINISH
-#: state returns to HEADER; measured by the regression, see :func:`layer_cycles`).
+#: Modes of the command stream (the names of :data:`lightnorm.golden.bn.MODES`, in the order
+#: of their header codes).
+MODES = tuple(sorted(_MODE_CODES, key=_MODE_CODES.get))
+
+#: Idle cycles between a group's last dout beat and the next header's acceptance (the FSM's
+#: FINISH state, which returns to HEADER; measured by the regression, see :func:`layer_cycles`).
 GAP = 1
 
 
@@ -45,7 +53,7 @@ def cycle_model(unit):
         constant``), ``floor_m_coeff`` (din beats per position: the streaming floor) and the
         formula as text.
     """
-    from lightnorm.rtl.bn.control import pass_plan, MODE_FWD, MODE_BWD, MODE_INFER
+    from lightnorm.rtl.bn.control import pass_plan
     from lightnorm.rtl.bn.rangestat import SEGMENTS
 
     from amaranth.hdl import UnusedElaboratable
@@ -66,13 +74,14 @@ def cycle_model(unit):
     kind_names = {getattr(control, f"KIND_{k}"): k for k in ("STAT", "VAR", "Y", "BSTAT", "DX")}
     plan = pass_plan(cfg)
     modes = {}
-    for mode, code in zip(MODES, (MODE_FWD, MODE_BWD, MODE_INFER)):
-        steps = plan[code]
+    for mode in MODES:
+        steps = plan[_MODE_CODES[mode]]
         passes = []
-        for kind, segment, _ in steps:
+        for kind, segment, results in steps:
             name = None if segment is None else SEGMENTS[segment]
             passes.append({"kind": kind_names[kind], "beats": "m", "drain": lat, "then": name,
-                           "segment_cycles": 0 if name is None else seg[name]})
+                           "segment_cycles": 0 if name is None else seg[name],
+                           "results_after": bool(results)})
         n = len(passes)
         const = (1 + cfg.lanes) + n * lat + sum(p["segment_cycles"] for p in passes)
         formula = f"{n}*m + {const}" if n > 1 else f"m + {const}"
@@ -81,7 +90,7 @@ def cycle_model(unit):
                        "terms": f"(1 + G) + {n}*(m + L) + "
                                 + (" + ".join(p["then"] for p in passes if p["then"]) or "0")}
     return {"stream_latency": lat, "scalar_cycles": seg, "gap_between_groups": GAP,
-            "modes": modes}
+            "lanes": cfg.lanes, "modes": modes}
 
 
 def group_cycles(model, mode, m):
@@ -90,10 +99,55 @@ def group_cycles(model, mode, m):
     return md["m_coeff"] * m + md["constant"]
 
 
+def group_schedule(model, mode, m):
+    """The cycle of every step of one channel group, no backpressure (cycle 0 = header accepted).
+
+    Returns
+    -------
+    dict
+        ``lanes`` (first, last lane beat); ``passes``: per pass ``din`` (first, last beat),
+        ``drain`` (first, last cycle after the last beat, L cycles; None if L = 0) and
+        ``segment`` (name, first, last cycle) or None; ``dout`` (first, last beat); ``res``
+        (first, last beat; None for inference: the G result beats start with the pass after
+        the segment that computes them); ``finish`` (the idle cycles, GAP of them, after the
+        last dout beat); ``next_header`` (the cycle the next header is accepted when it is
+        offered at once).
+    """
+    md = model["modes"][mode]
+    G, L = model["lanes"], model["stream_latency"]
+    t = 1 + G
+    passes, res_first = [], None
+    for p in md["passes"]:
+        din = (t, t + m - 1)
+        drain = (t + m, t + m + L - 1) if L else None
+        t += m + L
+        segment = None
+        if p["then"] is not None:
+            segment = (p["then"], t, t + p["segment_cycles"] - 1)
+            t += p["segment_cycles"]
+        if p["results_after"]:
+            res_first = t                   # the result emitter starts with the next pass
+        passes.append({"din": din, "drain": drain, "segment": segment})
+    last = passes[-1]["din"]
+    dout = (last[0] + L, last[1] + L)
+    res = None if res_first is None else (res_first, res_first + G - 1)
+    # FINISH waits for the last result beat: the next header comes GAP cycles after both ends.
+    end = max(dout[1], -1 if res is None else res[1])
+    return {"lanes": (1, G), "passes": passes, "dout": dout, "res": res,
+            "finish": (end + 1, end + GAP), "next_header": end + GAP + 1}
+
+
+def header_period(model, mode, m):
+    """Cycles from a group's header to the next header's acceptance, no backpressure: one
+    more (GAP) than :func:`group_cycles`, or more when G exceeds the last pass's m + L (the
+    result beats then outlast the dout beats)."""
+    return group_schedule(model, mode, m)["next_header"]
+
+
 def layer_cycles(model, mode, m, groups):
     """Cycles of a layer of ``groups`` channel groups sent back to back (first header accepted
     -> last dout beat of the last group)."""
-    return groups * group_cycles(model, mode, m) + (groups - 1) * GAP
+    return (groups - 1) * header_period(model, mode, m) + group_cycles(model, mode, m)
 
 
 def floor_beats(model, mode, m, groups=1):

@@ -101,7 +101,7 @@ async def _run_phase(dut, phase, seed):
     bad += _compare("res", phase["res"], res.received, errors)
 
     # Cycle accounting per command: header accepted -> its last dout beat (and per pass).
-    commands, ci, di, oi = [], 0, 0, 0
+    commands, ci, di, oi, ri = [], 0, 0, 0, 0
     for c in phase["commands"]:
         G, m, ng, npass = c["lanes"], c["m"], c["groups"], c["passes"]
         heads = cmd.cycles[ci:ci + ng * (G + 1):G + 1]
@@ -112,21 +112,28 @@ async def _run_phase(dut, phase, seed):
         n_o = ng * m
         ocyc = dout.cycles[oi:oi + n_o]
         oi += n_o
+        n_r = ng * G if c["mode"] != "inference" else 0
+        rcyc = res.cycles[ri:ri + n_r]
+        ri += n_r
         entry = dict(c)
-        if len(heads) == ng and len(ocyc) == n_o and len(dcyc) == n_din:
+        if len(heads) == ng and len(ocyc) == n_o and len(dcyc) == n_din and len(rcyc) == n_r:
             entry["cycles"] = int(ocyc[-1] - heads[0] + 1)
             # per pass of group 0: first to last data-in beat of the pass
             entry["pass_cycles"] = [int(dcyc[k * m + m - 1] - dcyc[k * m] + 1)
                                     for k in range(npass)]
             entry["floor"] = ng * npass * m
-            # per group: header accepted -> last dout beat, and each pass's first and last
-            # data-in beat relative to that header (the gaps are drain + scalar segments)
+            # per group: header accepted -> last dout beat, each pass's first and last
+            # data-in beat, the first and last dout and res beat, all relative to that header
+            # (the gaps are drain + scalar segments), and the header relative to the previous
             entry["groups_detail"] = [{
                 "cycles": int(ocyc[(g + 1) * m - 1] - heads[g] + 1),
                 "passes": [[int(dcyc[(g * npass + k) * m] - heads[g]),
                             int(dcyc[(g * npass + k) * m + m - 1] - heads[g])]
                            for k in range(npass)],
                 "dout": [int(ocyc[g * m] - heads[g]), int(ocyc[g * m + m - 1] - heads[g])],
+                "res": ([int(rcyc[g * G] - heads[g]), int(rcyc[g * G + G - 1] - heads[g])]
+                        if n_r else None),
+                "after_previous_header": int(heads[g] - heads[g - 1]) if g else None,
             } for g in range(ng)]
         commands.append(entry)
     return {"errors": errors, "mismatches": bad, "cycles": cycle, "wall_s": wall,

@@ -10,6 +10,7 @@ without pauses (cycle counts) and then with random pauses on all four streams, w
 between phases.  Every dout and res beat is compared bit for bit with the golden beats.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -212,15 +213,13 @@ def commands_for(cfg, rng, shape, kind, modes):
                 "shape": shape, "kind": kind}
 
     if "forward" in modes:
-        cmd = gbn.command_beats(cfg, "forward", m, fwd.gamma_bits, fwd.beta_bits)
+        cmd = gbn.command_beats(cfg, "forward", m, **fwd.inputs)
         out.append(entry("forward", cmd, gbn.din_beats(cfg, "forward", fwd.x_beats),
                          fwd.y_beats, gbn.result_beats(cfg, fwd), cfg.forward_passes))
     if "backward" in modes:
         dy = rng.standard_normal(shape) * 0.5
         bwd = gbn.backward(cfg, dy, gamma, fwd)
-        inp = bwd.inputs
-        cmd = gbn.command_beats(cfg, "backward", m, inp["gamma"], inp["mu"], inp["s"],
-                                inp["amax"], inp["amin"])
+        cmd = gbn.command_beats(cfg, "backward", m, **bwd.inputs)
         out.append(entry("backward", cmd, gbn.din_beats(cfg, "backward", fwd.x_beats,
                                                         bwd.dy_beats),
                          bwd.dx_beats, gbn.result_beats(cfg, bwd), 2))
@@ -228,7 +227,7 @@ def commands_for(cfg, rng, shape, kind, modes):
         a = rng.uniform(-2, 2, c)
         b = rng.uniform(-1, 1, c)
         inf = gbn.inference(cfg, x, a, b)
-        cmd = gbn.command_beats(cfg, "inference", m, inf.a_bits, inf.b_bits)
+        cmd = gbn.command_beats(cfg, "inference", m, **inf.inputs)
         out.append(entry("inference", cmd, gbn.din_beats(cfg, "inference", inf.x_beats),
                          inf.y_beats, [], 1))
     return out
@@ -297,11 +296,13 @@ def small_config(cfg, lanes, chunks, **changes):
     return cfg.replace(**ch)
 
 
-def run_pysim(cfg, phase, seed=0):
+def run_pysim(cfg, phase, seed=0, handshakes=None):
     """Run one phase in Amaranth's Python simulator (no HDL toolchain; small configs only).
 
     The four streams are driven with i.i.d. pauses of probability ``phase["pause"]``.
-    Returns ``(dout, res, cycles)``: the received beats and the cycle count.
+    Returns ``(dout, res, cycles)``: the received beats and the cycle count.  A dict passed as
+    ``handshakes`` is filled with the cycle of every transfer per stream (``"cmd"``, ``"din"``,
+    ``"dout"``, ``"res"``).
     """
     from amaranth.sim import Simulator
     from lightnorm.rtl.bn import BNUnit
@@ -340,12 +341,60 @@ def run_pysim(cfg, phase, seed=0):
             cycles[0] = max(cycles[0], count)
         return run
 
+    if handshakes is not None:
+        ports = {name: getattr(dut, name) for name in ("cmd", "din", "dout", "res")}
+        handshakes.update({name: [] for name in ports})
+
+        async def record(ctx):
+            sigs = [s for port in ports.values() for s in (port.valid, port.ready)]
+            cycle = 0
+            while True:
+                got = (await ctx.tick().sample(*sigs))[-len(sigs):]
+                for k, name in enumerate(ports):
+                    if got[2 * k] and got[2 * k + 1]:
+                        handshakes[name].append(cycle)
+                cycle += 1
+        sim.add_testbench(record, background=True)
     sim.add_testbench(source(dut.cmd, phase["cmd"], 1), background=True)
     sim.add_testbench(source(dut.din, phase["din"], 2), background=True)
     sim.add_testbench(sink(dut.res, "res", len(phase["res"]), 3))
     sim.add_testbench(sink(dut.dout, "dout", len(phase["dout"]), 4))
     sim.run()
     return got["dout"], got["res"], cycles[0]
+
+
+def test_bn_pysim_next_header_waits_for_results():
+    """G > m + L (G = 4, m = 2, L = 0): the G result beats, sent from the first cycle of the
+    last pass, outlast dout, and the next header waits for the last of them; the cycle model
+    (``bntiming.group_schedule``, ``header_period``) says when, and also where every dout and
+    res beat falls."""
+    from .bntiming import cycle_model, group_schedule
+    cfg = small_config(BN_PRESETS["lightnorm"], 4, 1, add_stages=0, mul_stages=0,
+                       bfp_stages=0)
+    model = cycle_model(cfg)
+    assert model["stream_latency"] == 0
+    rng = np.random.default_rng(5)
+    m = 2
+    commands = commands_for(cfg, rng, (1, 8, 1, m), "normal", ("forward", "backward"))
+    phase = make_phase(cfg, commands, 0.0)
+    hs = {}
+    dout, res, _ = run_pysim(cfg, phase, handshakes=hs)
+    check_beats("dout", phase["dout"], dout)
+    check_beats("res", phase["res"], res)
+    t0 = hs["cmd"][0]
+    heads = [h - t0 for h in hs["cmd"][::cfg.lanes + 1]]
+    want, at = [], 0
+    outs, results = [], []
+    for c in commands:
+        sch = group_schedule(model, c["mode"], m)
+        assert sch["res"][1] > sch["dout"][1]          # the case under test
+        for _ in range(c["groups"]):
+            want.append(at)
+            outs += list(range(at + sch["dout"][0], at + sch["dout"][1] + 1))
+            results += list(range(at + sch["res"][0], at + sch["res"][1] + 1))
+            at += sch["next_header"]
+    assert heads == want, f"headers at {heads}, model {want}"
+    assert [h - t0 for h in hs["dout"]] == outs and [h - t0 for h in hs["res"]] == results
 
 
 def check_beats(name, expected, got):
@@ -408,7 +457,7 @@ ICARUS_LAYERS = [LAYERS[0], LAYERS[2], LAYERS[-1]]
 def cycle_problems(cfg, verdict):
     """Differences between the cycles measured in the pause-free phases of ``verdict`` and
     the cycle model (:mod:`lightnorm.verif.bntiming`); empty when every count matches."""
-    from .bntiming import cycle_model, group_cycles, layer_cycles
+    from .bntiming import cycle_model, group_cycles, group_schedule, layer_cycles
     model = cycle_model(cfg)
     bad = []
     for p in verdict["phases"]:
@@ -420,6 +469,18 @@ def cycle_problems(cfg, verdict):
             if got != [group_cycles(model, mode, m)] * ng:
                 bad.append(f"{mode} m={m}: group cycles {got}, model "
                            f"{model['modes'][mode]['formula']}")
+            # every step of every group (the timeline docs/interface.md draws)
+            sch = group_schedule(model, mode, m)
+            want = {"passes": [list(s["din"]) for s in sch["passes"]], "dout": list(sch["dout"]),
+                    "res": None if sch["res"] is None else list(sch["res"])}
+            for g, det in enumerate(c["groups_detail"]):
+                for key, value in want.items():
+                    if det[key] != value:
+                        bad.append(f"{mode} m={m} group {g}: {key} at cycles {det[key]}, "
+                                   f"model {value}")
+                if g and det["after_previous_header"] != sch["next_header"]:
+                    bad.append(f"{mode} m={m} group {g}: header {det['after_previous_header']} "
+                               f"cycles after the previous one, model {sch['next_header']}")
             if c["cycles"] != layer_cycles(model, mode, m, ng):
                 bad.append(f"{mode} m={m} groups={ng}: layer {c['cycles']} cycles, model "
                            f"{layer_cycles(model, mode, m, ng)}")
@@ -556,6 +617,16 @@ def test_bn_small_hdl():
     verdict = run_bn(cfg, "lightnorm_g2k2", phases)
     print("\n".join(summary(verdict)))
     assert not cycle_problems(cfg, verdict), cycle_problems(cfg, verdict)
+    # The cycle check can fail: a result beat, a pass and a header one cycle late are reported.
+    late = copy.deepcopy(verdict)
+    detail = late["phases"][0]["commands"][0]["groups_detail"]
+    detail[0]["res"][0] += 1
+    detail[0]["passes"][1][1] += 1
+    detail[1]["after_previous_header"] += 1
+    problems = "\n".join(cycle_problems(cfg, late))
+    for expected in ("group 0: res at cycles", "group 0: passes at cycles",
+                     "group 1: header"):
+        assert expected in problems, f"{expected!r} not reported:\n{problems}"
 
     # The check can fail: one wrong golden dout beat and one wrong res beat are reported by
     # stream and beat index, and a missing expected beat as a duplicated one.

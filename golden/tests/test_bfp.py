@@ -1,4 +1,5 @@
-"""golden/bfp.py against a per-group exact reference written from notes/bfp-spec.md.
+"""golden/bfp.py against a per-group exact reference written from the BFP specification
+(docs/numerics.md, "Block floating point").
 
 The reference below is deliberately naive: one group at a time, values from gfloat's decoder,
 exact arithmetic with ``fractions.Fraction`` (Python's ``round`` ties to even), the decode

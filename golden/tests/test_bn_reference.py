@@ -397,8 +397,7 @@ def test_stream_beats_round_trip(name):
     assert (rb["r0"], rb["r1"]) == (int(bwd.dgamma_bits[3]), int(bwd.dbeta_bits[3]))
     # command beats: header fields and lane words
     inp = bn.backward_inputs(cfg, fwd, gamma)
-    cmd = bn.command_beats(cfg, "backward", m, inp["gamma"], inp["mu"], inp["s"],
-                           inp["amax"], inp["amin"])
+    cmd = bn.command_beats(cfg, "backward", m, **inp)
     assert cmd.shape == (ng, cfg.lanes + 1)
     h = bn.parse_command_beat(cfg, cmd[0, 0], header=True)
     assert (h["mode"], h["m"]) == (1, m)
@@ -413,14 +412,75 @@ def test_stream_beats_round_trip(name):
     assert bn.din_beats(cfg, "forward", fwd.x_beats).shape == (ng, cfg.forward_passes * m)
 
 
-def test_inference_matches_forward_last_pass():
-    """Inference with the forward pass's own a, b reproduces the forward y bits."""
-    cfg = LIGHTNORM
-    x, _, gamma, beta = layer(shape=(2, 8, 4, 4), seed=15)
+@pytest.mark.parametrize("cfg", [LIGHTNORM, FP32_BN], ids=["lightnorm", "fp32_bn"])
+def test_inference_matches_forward_last_pass(cfg):
+    """The host's recipe (bn-spec section 4): a, b from the result stream's mu, s with
+    ``inference_constants`` make an inference command reproduce the forward y bit for bit."""
+    x, _, gamma, beta = layer(shape=(2, 10, 4, 4), seed=15)
     fwd = bn.forward(cfg, x, gamma, beta)
     A = cfg.fwd_acc_fmt
-    inf = bn.inference(cfg, x, fp.decode(A, fwd.stats["a"]), fp.decode(A, fwd.stats["b"]))
+    # what a host has: the result beats' r0 (mu) and r2 (s) words
+    res = [bn.parse_result_beat(cfg, v) for v in bn.result_beats(cfg, fwd).ravel()][:10]
+    mu = fp.decode(A, np.array([r["r0"] for r in res], dtype=A.dtype))
+    s = fp.decode(A, np.array([r["r2"] for r in res], dtype=A.dtype))
+    np.testing.assert_array_equal(mu, fwd.mu)
+    k = bn.inference_constants(cfg, gamma, beta, mu, s)
+    np.testing.assert_array_equal(fp.encode(A, k["a"]), fwd.stats["a"][:10])
+    np.testing.assert_array_equal(fp.encode(A, k["b"]), fwd.stats["b"][:10])
+    inf = bn.inference(cfg, x, **k)
     assert np.array_equal(inf.y_beats, fwd.y_beats)
+    m = fwd.m
+    assert np.array_equal(bn.command_beats(cfg, "inference", m, **inf.inputs)[:, 1:],
+                          bn.command_beats(cfg, "inference", m, a=fwd.stats["a"],
+                                           b=fwd.stats["b"])[:, 1:])
+    # the float64 shortcut a = gamma*s, b = beta - gamma*mu*s rounds differently
+    if cfg.fwd_acc_fmt.man_bits < 23:
+        naive = bn.inference(cfg, x, gamma * fwd.s, beta - gamma * fwd.mu * fwd.s)
+        assert not np.array_equal(naive.a_bits, fwd.stats["a"]) or \
+            not np.array_equal(naive.b_bits, fwd.stats["b"])
+
+
+def test_command_beats_take_the_result_inputs():
+    """One vocabulary: every result's ``inputs`` are command_beats' keywords, named per mode by
+    LANE_WORDS; a missing, foreign or malformed word is an error, never a silent 0."""
+    cfg = LIGHTNORM
+    x, dy, gamma, beta = layer(shape=(1, 8, 4, 4), seed=3)
+    fwd = bn.forward(cfg, x, gamma, beta)
+    bwd = bn.backward(cfg, dy, gamma, fwd)
+    m = fwd.m
+    assert set(fwd.inputs) == set(bn.LANE_WORDS["forward"])
+    assert set(bwd.inputs) == set(bn.LANE_WORDS["backward"]) | {"amax", "amin"}
+    assert bwd.inputs.keys() == bn.backward_inputs(cfg, fwd, gamma).keys()
+    for mode, res in (("forward", fwd), ("backward", bwd)):
+        cmd = bn.command_beats(cfg, mode, m, **res.inputs)
+        h = bn.parse_command_beat(cfg, cmd[0, 0], header=True)
+        assert h["mode"] == bn.MODES[mode]
+        lane = bn.parse_command_beat(cfg, cmd[0, 3], header=False)
+        for slot, name in enumerate(bn.LANE_WORDS[mode]):
+            assert lane[f"p{slot}"] == int(res.inputs[name][2])
+    with pytest.raises(ValueError, match="needs beta"):
+        bn.command_beats(cfg, "forward", m, gamma=fwd.gamma_bits)
+    with pytest.raises(ValueError, match="carries gamma, beta, not mu"):
+        bn.command_beats(cfg, "forward", m, mu=fwd.gamma_bits, **fwd.inputs)
+    with pytest.raises(ValueError, match="no position fields"):
+        bn.command_beats(cfg, "forward", m, amax=fwd.amax, **fwd.inputs)
+    with pytest.raises(ValueError, match="required"):
+        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "amin": None})
+    with pytest.raises(ValueError, match="not a position"):
+        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "amax": bwd.inputs["amax"] + m})
+    with pytest.raises(ValueError, match="not a 18-bit e6m11_rtz word"):
+        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "s": bwd.inputs["s"] + (1 << 18)})
+    with pytest.raises(TypeError, match="integer array of e5m12_rtz words"):
+        bn.command_beats(cfg, "forward", m, gamma=np.ones(8), beta=fwd.beta_bits)
+    with pytest.raises(ValueError, match="mode must be one of 'forward', 'backward', "
+                                         "'inference', not 1"):
+        bn.command_beats(cfg, 1, m, **fwd.inputs)
+    # grad "bn": backward_inputs has no positions and the command takes none
+    cb = LIGHTNORM.replace(grad="bn")
+    fb = bn.forward(cb, x, gamma, beta)
+    ib = bn.backward_inputs(cb, fb, gamma)
+    assert ib["amax"] is None and ib["amin"] is None
+    assert bn.command_beats(cb, "backward", m, **ib).shape == (1, cb.lanes + 1)
 
 
 def test_op_counts_per_element():
