@@ -39,14 +39,16 @@ def bn_design(cfg, name):
 
 def markdown(result):
     """area.md: total and per-block area, flip-flops and logic depth of one BN unit."""
+    depth = result["logic_depth"]
+    depth = depth.get("reg_to_reg", depth) if isinstance(depth, dict) else depth
     lines = [f"# Area of {result['name']} (`{result['format']}`)", "",
              f"Total {result['area_ge']:,.0f} GE ({result['area_um2']:,.1f} um^2, NanGate45 cell "
              f"areas, 1 GE = NAND2_X1), {result['ff_count']:,} flip-flops, logic depth "
-             f"{result['logic_depth']} cells; {result['cpu_s']:.0f} s of CPU.", "",
-             "| block | area GE | share | flip-flops area um^2 |", "|---|---:|---:|---:|"]
+             f"{depth} cells (register to register); {result['cpu_s']:.0f} s of CPU.", "",
+             "| block | area GE | share | flip-flops |", "|---|---:|---:|---:|"]
     for block, b in result["blocks"].items():
-        lines.append(f"| {block} | {b['area_ge']:,.0f} | {100 * b['area_um2'] / result['area_um2']:.1f} % "
-                     f"| {b['ff_area_um2']:,.1f} |")
+        share = 100 * b["area_um2"] / result["area_um2"]
+        lines.append(f"| {block} | {b['area_ge']:,.0f} | {share:.1f} % | {b['ff_count']:,} |")
     return "\n".join(lines) + "\n"
 
 
