@@ -250,26 +250,38 @@ def test_synth_plumbing(tmp_path, capsys):
     assert not work.exists()
 
 
-# -- the flows on the small example -------------------------------------------------------------
-@pytest.mark.sim
-def test_small_example_flows(tmp_path, monkeypatch):
-    """make verilog / test-config / bench CONFIG=examples/fp8_g4k4.toml, in process: the
-    Verilog and its manifest entry, the regression (golden vs RTL, random layers with m up to
-    64, with and without pauses), a fault the regression must report, and bench."""
+# -- the flows on the shipped examples ----------------------------------------------------------
+def test_example_verilog(tmp_path):
+    """make verilog CONFIG=examples/tiny_g1.toml, in process: the Verilog and its manifest
+    entry (the G = 1 example: 2 s of CPU; the G = 4 one is converted by the regression below,
+    the docs/api.md example converts the same G = 1 unit through generate_bn)."""
     from lightnorm.gen.__main__ import main as gen_main
-    from lightnorm.verif import bench, regress
-    from lightnorm.verif import test_bn as tbn
-    source = load_config(SMALL)
-
-    assert gen_main(["--config", str(SMALL), "--out", str(tmp_path / "verilog")]) == 0
-    out = tmp_path / "verilog" / "fp8_g4k4"
+    path = EXAMPLES / "tiny_g1.toml"
+    source = load_config(path)
+    assert gen_main(["--config", str(path), "--out", str(tmp_path / "verilog")]) == 0
+    out = tmp_path / "verilog" / "tiny_g1"
+    assert sorted(p.name for p in (tmp_path / "verilog").rglob("*")) == [
+        "bn_tiny_g1.v", "manifest.json", "tiny_g1"]
     manifest = json.loads((out / "manifest.json").read_text())
     entry, = manifest["modules"]
-    assert entry["module"] == "bn_fp8_g4k4" and (out / entry["file"]).is_file()
-    assert "module bn_fp8_g4k4(" in (out / entry["file"]).read_text()
+    assert entry["module"] == "bn_tiny_g1" and (out / entry["file"]).is_file()
+    assert "module bn_tiny_g1(" in (out / entry["file"]).read_text()
     assert manifest["config"]["sha256"] == source.sha256
     assert manifest["config"]["config"] == source.config.as_dict()
-    assert entry["formats"]["lanes"] == 4 and entry["cycles"]["modes"]["forward"]["formula"]
+    assert parse_config(_toml(manifest["config"]["toml"]), "<m>", name="m").config == \
+        source.config
+    assert entry["formats"]["lanes"] == 1 and entry["cycles"]["modes"]["forward"]["formula"]
+    widths = {p["name"]: p["width"] for p in entry["ports"]}
+    assert widths["din__payload"] == source.config.din_width
+
+
+@pytest.mark.sim
+def test_small_example_regression(tmp_path, monkeypatch):
+    """make test-config / bench CONFIG=examples/fp8_g4k4.toml, in process: the regression
+    (golden vs RTL, random layers with m up to 64, with and without pauses), a fault it must
+    report, and bench on the same simulator build (about 60 s of CPU with a cold build)."""
+    from lightnorm.verif import bench, regress
+    from lightnorm.verif import test_bn as tbn
 
     assert regress.main(["--config", str(SMALL), "--m", "64",
                          "--out", str(tmp_path / "test-config")]) == 0
