@@ -170,15 +170,6 @@ class _Bad(Exception):
         self.reason = reason
 
 
-def _type_name(tp):
-    if tp is type(None):
-        return '"none"'
-    if isinstance(tp, type):
-        return {str: "a string", int: "an integer", float: "a number", bool: "true or false"
-                }.get(tp, f"a {tp.__name__}")
-    return str(tp)
-
-
 def _float_format(text):
     s = text.lower()
     subnormals = True
@@ -222,6 +213,12 @@ def _dataclass_from(tp, value, ctx):
             raise _Bad(f"{key}: {bad.reason}") from None
     if tp is BfpFormat and "group" not in kwargs and isinstance(ctx.get("lanes"), int):
         kwargs["group"] = ctx["lanes"]      # the only group BNConfig accepts
+    missing = [f.name for f in dataclasses.fields(tp) if f.init and f.name not in kwargs
+               and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise _Bad(f"{tp.__name__} needs {', '.join(missing)} (its fields are "
+                   f"{', '.join(known)})")
     try:
         return tp(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -334,8 +331,8 @@ def parse_config(data, source="<config>", *, name=None):
 
     values = {f: getattr(start, f) for f in fields}
     given = [f for f in fields if f in data]
-    ctx = {}
-    # Plain fields first: a BFP table without group takes lanes.
+    ctx = {"lanes": values.get("lanes")}
+    # Plain fields first: a BFP table without group takes lanes (the file's, else the base's).
     for f in sorted(given, key=lambda f: _involves_dataclass(hints[f])):
         try:
             values[f] = _convert(hints[f], data[f], ctx)

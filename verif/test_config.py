@@ -92,6 +92,12 @@ def test_formats_and_shorthands():
     assert cfg.y_bfp == BfpFormat(2, 6, 6, rounding="rtz")
     assert cfg.dy_bfp is None and cfg.dx_bfp == BfpFormat(2, 4, rounding="rtz")  # followed lanes
     assert cfg.eps == 0.0 and isinstance(cfg.eps, float)
+    # A table section works as an inline table; group = the base's lanes when lanes is unset.
+    assert parse_config(_toml('[x_bfp]\nman_bits = 3\n'), "<s>", name="s").config.x_bfp == \
+        BfpFormat(8, 3, rounding="rtz")
+    with pytest.raises(ConfigFileError, match=r"fwd_fmt = \{man_bits = 4\}: FloatFormat needs "
+                                              r"exp_bits"):
+        parse_config(_toml('fwd_fmt = {man_bits = 4}'), "<s>", name="s")
 
 
 def test_generic_over_fields(monkeypatch):
