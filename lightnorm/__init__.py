@@ -40,8 +40,13 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
+#: The subpackages: ``lightnorm.golden`` etc. work after a plain ``import lightnorm``.
+_SUBPACKAGES = ("golden", "rtl", "gen", "verif", "synth", "study")
+
 
 def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'lightnorm' has no attribute {name!r}")

@@ -22,6 +22,7 @@ def test_top_level_names():
         home = importlib.import_module(lightnorm._EXPORTS[name])
         assert name in home.__all__, (name, home.__name__)
         assert getattr(lightnorm, name) is getattr(home, name), name
+    assert lightnorm.synth is importlib.import_module("lightnorm.synth")
     namespace = {}
     exec("from lightnorm import *", namespace)
     assert set(lightnorm.__all__) <= set(namespace)
