@@ -4,6 +4,9 @@
 #   make verilog     Verilog for every unit and BN preset -> build/verilog/ (+ manifest.json)
 #   make test        golden-model checks and cocotb regressions (SIM=verilator|icarus)
 #   make help        all targets
+#
+# CONFIG=path.toml (a BN configuration file, docs/configuration.md) points make verilog, synth,
+# bench and test-config at that one BN unit; outputs go to build/<flow>/<config name>/.
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -29,11 +32,17 @@ RUN       = env PATH="$(CURDIR)/$(VENV)/bin:$(VROOT)/bin:$$PATH" VERILATOR_ROOT=
                 PYTHONPATH="$(CURDIR)" LIGHTNORM_BUILD="$(abspath $(BUILD))"
 PYTEST    = $(RUN) $(VPY) -m pytest -n $(JOBS) --dist worksteal --durations=15
 
-.PHONY: help venv lock verilog test test-long test-icarus test-golden lint synth fpga sweep bench study clean distclean
+# A BN configuration file for verilog, synth, bench and test-config (see the top of this file);
+# CONFIG_ARGS passes options to test-config, e.g. CONFIG_ARGS="--m 4096 --seeds 0 1 2".
+CONFIG ?=
+CONFIG_OPT = $(if $(CONFIG),--config "$(CONFIG)")
+
+.PHONY: help venv lock verilog test test-long test-icarus test-golden test-config lint synth fpga sweep bench study clean distclean
 
 help:           ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 16
 	@echo "variables: SIM=verilator|icarus  WAVES=1 (FST/VCD dumps)  JOBS=auto|N  LIGHTNORM_VECTORS=N (random vectors per op)"
+	@echo "           CONFIG=file.toml (one BN configuration: verilog, synth, bench, test-config; docs/configuration.md)"
 
 # The environment is installed from the lock files (exact versions, hashes checked), never from
 # the ranges in pyproject.toml: the same commit gets the same tools on every day. `make lock`
@@ -54,8 +63,8 @@ $(STAMP): pyproject.toml $(LOCK)
 
 venv: $(STAMP)  ## create or refresh the virtual environment (.venv) from requirements.lock
 
-verilog: $(STAMP)  ## Verilog + manifest for all units and presets -> build/verilog/
-	$(RUN) $(VPY) -m lightnorm.gen --out $(BUILD)/verilog
+verilog: $(STAMP)  ## Verilog + manifest for all units and presets -> build/verilog/ (CONFIG=f.toml: that BN unit -> build/verilog/<name>/)
+	$(RUN) $(VPY) -m lightnorm.gen --out $(BUILD)/verilog $(CONFIG_OPT)
 
 lint: verilog  ## Verilator --lint-only -Wall over the generated Verilog (waivers: gen/verilator_waivers.vlt)
 	$(RUN) $(VPY) -m lightnorm.gen.lint $(BUILD)/verilog
@@ -74,11 +83,16 @@ ICARUS_K = (not test_exhaustive_8bit or e4m3-s0 or e5m2_rtz-s0) and not test_bn_
 test-icarus: $(STAMP)  ## the regression on Icarus Verilog (CI subset, see ICARUS_K)
 	$(RUN) SIM=icarus LIGHTNORM_VECTORS=3000 $(VPY) -m pytest -n $(JOBS) -m "sim and not long" -k "$(ICARUS_K)"
 
-bench: $(STAMP)  ## BN unit cycles vs the streaming floor, per preset/mode/m, and sim speed -> build/bench/bench.{json,md}
-	$(RUN) $(VPY) -m lightnorm.verif.bench --out $(BUILD)/bench
+# The BN regression of one configuration file: golden model vs RTL on random layers (SIM).
+test-config: $(STAMP)  ## CONFIG=f.toml: golden vs RTL on random layers of that BN config (SIM) -> build/test-config/<name>/
+	@test -n "$(CONFIG)" || { echo "make test-config: set CONFIG=path.toml (a BN configuration file, docs/configuration.md)" >&2; exit 2; }
+	$(RUN) $(VPY) -m lightnorm.verif.regress --out $(BUILD)/test-config $(CONFIG_OPT) $(CONFIG_ARGS)
 
-synth: $(STAMP)  ## Yosys area reports -> build/reports/area.{json,csv,md,png}
-	$(RUN) $(VPY) -m lightnorm.synth --out $(BUILD)/reports
+bench: $(STAMP)  ## BN unit cycles vs the streaming floor, per preset/mode/m, and sim speed -> build/bench/bench.{json,md} (CONFIG: build/bench/<name>/)
+	$(RUN) $(VPY) -m lightnorm.verif.bench --out $(BUILD)/bench $(CONFIG_OPT)
+
+synth: $(STAMP)  ## Yosys area reports -> build/reports/area.{json,csv,md,png} (CONFIG=f.toml: that BN unit -> build/synth/<name>/)
+	$(RUN) $(VPY) -m lightnorm.synth $(if $(CONFIG),--work $(BUILD)/synth $(CONFIG_OPT),--out $(BUILD)/reports)
 
 $(FPGA_STAMP): $(STAMP) $(FPGA_LOCK)
 	$(PIP_LOCKED) $(FPGA_LOCK)

@@ -17,7 +17,7 @@ from lightnorm.verif.payload import flatten
 
 from .designs import BN_DESIGNS, DESIGNS, STAGES, describe_bn
 
-__all__ = ["generate", "bn_layouts"]
+__all__ = ["generate", "generate_bn", "bn_layouts"]
 
 
 def _ports(text, top):
@@ -146,11 +146,12 @@ def _unit_entry(design_index, fmt_name, out, stages):
     }
 
 
-def _bn_entry(preset, out):
-    """Convert one BN preset into ``<out>/<preset>/bn_<preset>.v``; returns its manifest entry."""
+def _bn_entry(preset, out, cfg=None):
+    """Convert one BN preset (or ``cfg`` under the name ``preset``) into
+    ``<out>/<preset>/bn_<preset>.v``; returns its manifest entry."""
     from lightnorm.rtl.bn import BNUnit
     from lightnorm.verif.bntiming import cycle_model
-    cfg = BN_DESIGNS[preset]
+    cfg = BN_DESIGNS[preset] if cfg is None else cfg
     top = f"bn_{preset}"
     unit = BNUnit(cfg)
     text = verilog.convert(unit, name=top, emit_src=False)
@@ -173,6 +174,39 @@ def _bn_entry(preset, out):
         "latency": unit.stream_latency, "cycles": cycle_model(unit), "ports": ports,
         "payload": layouts,
     }
+
+
+def generate_bn(cfg, name, out, *, source=None):
+    """Verilog and manifest of one BN configuration: ``<out>/<name>/bn_<name>.v`` (top module
+    ``bn_<name>``) and ``<out>/<name>/manifest.json``; returns the manifest (a dict).
+
+    The manifest has the same ``modules`` entry ``make verilog`` writes for a preset (ports,
+    beat layouts, cycle model, the whole config; ``file`` relative to the manifest), and under
+    ``config`` the facts of the configuration file it came from (``source``: a
+    :class:`lightnorm.golden.configfile.ConfigFile`), if any.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    name : str
+        Module and directory name (a Verilog identifier).
+    out : path
+        Parent directory; ``make verilog CONFIG=...`` uses ``build/verilog``.
+    source : ConfigFile, optional
+    """
+    from lightnorm.golden.bnconfig import BNConfig
+    if not isinstance(cfg, BNConfig):
+        raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+        raise ValueError(f"name must be a letter followed by letters, digits or _, not {name!r}")
+    start = time.perf_counter()
+    entry = _bn_entry(name, str(out), cfg)
+    entry["file"] = f"bn_{name}.v"
+    manifest = {"generator": "lightnorm.gen", "modules": [entry],
+                "config": None if source is None else source.manifest(),
+                "elapsed_s": round(time.perf_counter() - start, 1)}
+    (Path(out) / name / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
 
 
 def _timed(fn, *args):

@@ -5,6 +5,12 @@ Examples::
     python -m lightnorm.synth --out build/reports            # what `make synth` runs
     python -m lightnorm.synth --only 'fpmul_.*' --jobs 1     # a subset (regular expression)
     python -m lightnorm.synth --list                         # show the design table
+    python -m lightnorm.synth --config examples/fp8_g4k4.toml  # one BN configuration file
+
+With ``--config FILE`` (``make synth CONFIG=FILE``) only the BN unit of that configuration file
+is synthesized (docs/configuration.md, :mod:`lightnorm.synth.area`): reports, manifest and the
+work directory go to ``<work>/<name>/`` (``build/synth/<name>/``); an invalid file exits with
+status 2 and one line on stderr, before anything is written.
 """
 
 import json
@@ -27,7 +33,12 @@ def main(argv=None):
     ap.add_argument("--from-json", metavar="AREA_JSON",
                     help="do not synthesize: rewrite the reports from the designs of an existing "
                          "area.json (after a change to the report code)")
+    ap.add_argument("--config", metavar="FILE",
+                    help="synthesize only the BN unit of this configuration file (TOML); "
+                         "reports and work directory in <work>/<name>/")
     args = ap.parse_args(argv)
+    if args.config is not None:
+        return _main_config(ap, args)
 
     table = designs_mod.default_designs()
     pending = designs_mod.pending()
@@ -96,6 +107,29 @@ def main(argv=None):
     if failures:
         print(f"{len(failures)} designs FAILED: {', '.join(failures)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _main_config(ap, args):
+    """``--config FILE``: one BN unit into ``<work>/<name>/`` (lightnorm.synth.area)."""
+    from ..golden.configfile import load_config_or_exit
+    from .area import bn_design, synthesize_bn
+    for option, value in (("--out", args.out), ("--collect", args.collect),
+                          ("--from-json", args.from_json)):
+        if value and (option != "--out" or value != ap.get_default("out")):
+            ap.error(f"{option} does not apply with --config (the reports go to <work>/<name>/)")
+    source = load_config_or_exit(args.config)
+    design = bn_design(source.config, source.name)
+    designs_mod.select_or_exit(ap, [design], args.only)
+    out = os.path.join(args.work, source.name)
+    if args.list:
+        print(f"{design.name:32s} {design.group:5s} {design.unit:12s} {design.fmt}  -> {out}")
+        return 0
+    start = time.monotonic()
+    result = synthesize_bn(source.config, source.name, out, source=source)
+    print(f"{design.name}: {result['area_ge']:,.0f} GE, {result['ff_count']:,} flip-flops, "
+          f"{result['cpu_s']:.0f} s of CPU ({time.monotonic() - start:.0f} s); reports: "
+          f"{out}/area.md, area.json, manifest.json")
     return 0
 
 

@@ -19,6 +19,13 @@ The script asserts that every measured count equals the cycle model the docs sta
 and that every pass took exactly m cycles; a mismatch fails the run.
 
 Writes ``<out>/bench.json`` (everything) and ``<out>/bench.md`` (the tables).
+
+With ``--config FILE`` (``make bench CONFIG=FILE``) the unit of that configuration file is
+measured instead of the presets (docs/configuration.md): m defaults to the values above that
+fit the config (2K <= m <= max_m for range BN), the layer to two channel groups (2G channels),
+and the outputs go to ``<out>/<name>/`` with a ``manifest.json``; the simulator build is the
+one of ``make test-config`` (:func:`lightnorm.verif.regress.sim_name`).  An invalid file exits
+with status 2 and one line on stderr, before anything is written.
 """
 
 import argparse
@@ -33,7 +40,7 @@ from lightnorm.golden.bnconfig import BN_PRESETS
 
 from .bntiming import cycle_model, group_cycles, layer_cycles, floor_beats
 
-__all__ = ["bench_preset", "check_against_model", "markdown", "main"]
+__all__ = ["bench_preset", "bench_config", "check_against_model", "markdown", "main"]
 
 MODES = ("forward", "backward", "inference")
 
@@ -47,14 +54,20 @@ def bench_preset(preset, ms, channels, seed=0):
         ``preset``, ``model`` (:func:`cycle_model`), ``build`` (times), ``sim`` (cycles,
         beats, wall seconds of the simulation only) and ``rows`` (one per m and mode).
     """
-    from . import test_bn as tbn
-
     if preset not in BN_PRESETS:
         raise ValueError(f"preset must be one of {sorted(BN_PRESETS)}, not {preset!r}")
-    cfg = BN_PRESETS[preset]
+    return bench_config(BN_PRESETS[preset], preset, ms, channels, seed)
+
+
+def bench_config(cfg, name, ms, channels, seed=0, *, build_name=None):
+    """:func:`bench_preset` for any BNConfig ``cfg``, reported as ``name`` (the ``preset``
+    key of the result); ``build_name`` names the simulator build (default ``name``)."""
+    from . import test_bn as tbn
+
+    preset = name
     model = cycle_model(cfg)
     start = time.perf_counter()
-    _, build_dir = tbn.build_bn(cfg, preset)
+    _, build_dir = tbn.build_bn(cfg, build_name or name)
     build = {"total_s": time.perf_counter() - start,
              **json.loads((build_dir / "build_times.json").read_text())}
     rng = np.random.default_rng(seed)
@@ -63,7 +76,7 @@ def bench_preset(preset, ms, channels, seed=0):
         # N = 1, H = 1, W = m: the layer's shape matters only through m.
         commands += tbn.commands_for(cfg, rng, (1, channels, 1, m), "normal", MODES)
     phase = tbn.make_phase(cfg, commands, 0.0)
-    verdict = tbn.run_bn(cfg, preset, [phase], seed=seed)
+    verdict = tbn.run_bn(cfg, build_name or name, [phase], seed=seed)
     ph = verdict["phases"][0]
     rows = []
     for c in ph["commands"]:
@@ -151,30 +164,57 @@ def markdown(results, problems=()):
 
 
 def main(argv=None):
+    from .regress import min_m, sim_name
     from .simulate import build_root, simulator
     parser = argparse.ArgumentParser(prog="python -m lightnorm.verif.bench",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=None, help="output directory (default build/bench)")
-    parser.add_argument("--presets", nargs="*", default=list(BN_PRESETS),
+    parser.add_argument("--presets", nargs="*", default=None,
                         help="BN presets (default: all)")
-    parser.add_argument("--m", nargs="*", type=int, default=[64, 256, 1024, 4096],
-                        help="positions per channel (default 64 256 1024 4096)")
-    parser.add_argument("--channels", type=int, default=16,
-                        help="channels per layer (default 16: two groups of G = 8)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="measure the unit of this configuration file (TOML) instead; "
+                             "outputs in <out>/<name>/")
+    parser.add_argument("--m", nargs="*", type=int, default=None,
+                        help="positions per channel (default 64 256 1024 4096, those that "
+                             "fit the config)")
+    parser.add_argument("--channels", type=int, default=None,
+                        help="channels per layer (default 2G: two channel groups; 16 for "
+                             "the presets)")
     args = parser.parse_args(argv)
-    for p in args.presets:
-        if p not in BN_PRESETS:
-            parser.error(f"--presets: {p!r} is not one of {', '.join(BN_PRESETS)}")
-    for m in args.m:
-        if not 2 <= m <= min(BN_PRESETS[p].max_m for p in args.presets):
-            parser.error(f"--m: {m} is outside 2..max_m")
-    if args.channels < 1:
-        parser.error(f"--channels must be >= 1, not {args.channels}")
+    default_ms = [64, 256, 1024, 4096]
+    if args.config is not None:
+        from lightnorm.golden.configfile import load_config_or_exit
+        if args.presets is not None:
+            parser.error("--presets and --config exclude each other")
+        source = load_config_or_exit(args.config)
+        cfg = source.config
+        units = [(source.name, cfg, sim_name(source.name))]
+        lo, hi = min_m(cfg), cfg.max_m
+        ms = args.m if args.m is not None else [m for m in default_ms if lo <= m <= hi] or [lo]
+        channels = args.channels if args.channels is not None else 2 * cfg.lanes
+    else:
+        source = None
+        presets = list(BN_PRESETS) if args.presets is None else args.presets
+        for p in presets:
+            if p not in BN_PRESETS:
+                parser.error(f"--presets: {p!r} is not one of {', '.join(BN_PRESETS)}")
+        units = [(p, BN_PRESETS[p], p) for p in presets]
+        lo = max(min_m(c) for _, c, _ in units)
+        hi = min(c.max_m for _, c, _ in units)
+        ms = args.m if args.m is not None else default_ms
+        channels = args.channels if args.channels is not None else 16
+    for m in ms:
+        if not lo <= m <= hi:
+            parser.error(f"--m: {m} is outside {lo}..{hi} (2K..max_m)")
+    if channels < 1:
+        parser.error(f"--channels must be >= 1, not {channels}")
     out = Path(args.out) if args.out else build_root() / "bench"
+    if source is not None:
+        out = out / source.name
     out.mkdir(parents=True, exist_ok=True)
     results, problems = [], []
-    for preset in args.presets:
-        res = bench_preset(preset, args.m, args.channels)
+    for preset, cfg, build_name in units:
+        res = bench_config(cfg, preset, ms, channels, build_name=build_name)
         res["simulator"] = simulator()
         results.append(res)
         problems += check_against_model(res)
@@ -186,6 +226,11 @@ def main(argv=None):
                                                indent=1))
     text = markdown(results, problems)
     (out / "bench.md").write_text(text)
+    if source is not None:
+        (out / "manifest.json").write_text(json.dumps({
+            "flow": "bench", "config": source.manifest(), "simulator": simulator(),
+            "m": ms, "channels": channels, "outputs": ["bench.json", "bench.md"],
+            "problems": problems}, indent=1))
     print(text)
     print(f"wrote {out}/bench.json and bench.md")
     if problems:
