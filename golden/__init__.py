@@ -18,7 +18,8 @@ from .configfile import *        # noqa: F401,F403
 from .formats import *           # noqa: F401,F403
 
 #: The layer-level API of the golden BN model (lightnorm.golden.bn), loaded on first use.
-_BN_NAMES = ("forward", "backward", "inference", "ForwardResult", "BackwardResult",
+_BN_NAMES = ("forward", "backward", "inference", "inference_constants", "ForwardResult",
+             "BackwardResult",
              "InferenceResult")
 
 __all__ = [*formats.__all__, *bnconfig.__all__, *configfile.__all__, *_BN_NAMES]

@@ -4,6 +4,7 @@ The public, scriptable API (docs/api.md)::
 
     from lightnorm import FloatFormat, BfpFormat, BNConfig, BN_PRESETS, BNUnit
     from lightnorm import forward, backward, inference        # the golden model, layer level
+    from lightnorm import inference_constants                 # the host's a, b for inference
     from lightnorm import generate, generate_bn, synthesize_bn, load_config
 
 Every name of :data:`__all__` is one object defined in a subpackage, which maps to a top-level
@@ -30,7 +31,8 @@ _EXPORTS = {
     "ConfigFileError": "lightnorm.golden.configfile",
     # the golden model, layer level
     "forward": "lightnorm.golden.bn", "backward": "lightnorm.golden.bn",
-    "inference": "lightnorm.golden.bn", "ForwardResult": "lightnorm.golden.bn",
+    "inference": "lightnorm.golden.bn", "inference_constants": "lightnorm.golden.bn",
+    "ForwardResult": "lightnorm.golden.bn",
     "BackwardResult": "lightnorm.golden.bn", "InferenceResult": "lightnorm.golden.bn",
     # the hardware and its flows
     "BNUnit": "lightnorm.rtl.bn",
