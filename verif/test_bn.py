@@ -62,7 +62,8 @@ class _PortsOnlyVerilator:
             # Unchanged text keeps its timestamp: Verilator's --skip-identical then skips.
             _write_if_changed(vlt, "`verilator_config\n" + "".join(
                 f'public_flat_rw -module "{top}" -var "{name}"\n'
-                for name in ("clk", "rst", "cmd__*", "din__*", "dout__*", "res__*")))
+                for name in ("clk", "rst", "cmd__*", "din__*", "dout__*", "res__*",
+                             "err__*")))
             verilate[verilate.index("--public-flat-rw")] = str(vlt)
         return cmds
 
@@ -238,12 +239,14 @@ def make_phase(cfg, commands, pause):
     """One testbench phase: the commands back to back with one pause fraction."""
     phase = {"pause": pause, "burst": 3.0, "cmd_width": cfg.cmd_width,
              "din_width": cfg.din_width, "cmd": [], "din": [], "dout": [], "res": [],
-             "commands": []}
+             "err": [], "commands": []}
     for c in commands:
-        for key in ("cmd", "din", "dout", "res"):
-            phase[key] += [int(v) for v in c[key]]
+        for key in ("cmd", "din", "dout", "res", "err"):
+            phase[key] += [int(v) for v in c.get(key, [])]
+        # refused commands (verif/test_bn_errors.py) also carry their code and dropped beats
         phase["commands"].append({k: c[k] for k in ("mode", "m", "groups", "lanes", "passes",
-                                                    "shape", "kind")})
+                                                    "shape", "kind", "refused", "code",
+                                                    "din_beats") if k in c})
     beats = len(phase["din"]) + len(phase["cmd"])
     phase["max_cycles"] = int(beats * (4 if pause else 1.5)) + 4000 * len(commands) + 10000
     return phase
@@ -297,11 +300,13 @@ def small_config(cfg, lanes, chunks, **changes):
     return cfg.replace(**ch)
 
 
-def run_pysim(cfg, phase, seed=0):
+def run_pysim(cfg, phase, seed=0, with_err=False):
     """Run one phase in Amaranth's Python simulator (no HDL toolchain; small configs only).
 
     The four streams are driven with i.i.d. pauses of probability ``phase["pause"]``.
-    Returns ``(dout, res, cycles)``: the received beats and the cycle count.
+    Returns ``(dout, res, cycles)``: the received beats and the cycle count; with
+    ``with_err`` the ``err`` stream is read too (``phase["err"]`` beats expected) and the
+    result is ``(dout, res, err, cycles)``.
     """
     from amaranth.sim import Simulator
     from lightnorm.rtl.bn import BNUnit
@@ -309,7 +314,7 @@ def run_pysim(cfg, phase, seed=0):
     dut = BNUnit(cfg)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    got = {"dout": [], "res": []}
+    got = {"dout": [], "res": [], "err": []}
     pause = phase["pause"]
     limit = phase["max_cycles"]
     cycles = [0]
@@ -344,7 +349,11 @@ def run_pysim(cfg, phase, seed=0):
     sim.add_testbench(source(dut.din, phase["din"], 2), background=True)
     sim.add_testbench(sink(dut.res, "res", len(phase["res"]), 3))
     sim.add_testbench(sink(dut.dout, "dout", len(phase["dout"]), 4))
+    if with_err:
+        sim.add_testbench(sink(dut.err, "err", len(phase["err"]), 5))
     sim.run()
+    if with_err:
+        return got["dout"], got["res"], got["err"], cycles[0]
     return got["dout"], got["res"], cycles[0]
 
 
@@ -415,6 +424,8 @@ def cycle_problems(cfg, verdict):
         if p["pause"]:
             continue
         for c in p["commands"]:
+            if c.get("refused"):        # not in the cycle model (verif/test_bn_errors.py)
+                continue
             mode, m, ng = c["mode"], c["m"], c["groups"]
             got = [g["cycles"] for g in c["groups_detail"]]
             if got != [group_cycles(model, mode, m)] * ng:
