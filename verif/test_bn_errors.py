@@ -69,6 +69,19 @@ def with_header_fields(cfg, command, **fields):
     return out
 
 
+def inference_command(cfg, rng, shape):
+    """An inference command entry for any m >= 1 (commands_for needs a forward: m >= 2K)."""
+    n, c, h, w = shape
+    x = rng.standard_normal(shape)
+    inf = gbn.inference(cfg, x, rng.uniform(-2, 2, c), rng.uniform(-1, 1, c))
+    cmd = gbn.command_beats(cfg, "inference", n * h * w, inf.a_bits, inf.b_bits)
+    return {"mode": "inference", "m": n * h * w, "groups": cmd.shape[0], "lanes": cfg.lanes,
+            "passes": 1, "cmd": list(cmd.ravel()),
+            "din": list(gbn.din_beats(cfg, "inference", inf.x_beats).ravel()),
+            "dout": list(np.asarray(inf.y_beats).ravel()), "res": [], "shape": shape,
+            "kind": "normal"}
+
+
 #: Bad headers of the HDL test: (mode, m, q, r); q, r None = what a host would send.
 BAD_HEADERS = [
     ("forward", 0, None, None), ("inference", 0, None, None), ("backward", 0, None, None),
@@ -99,7 +112,7 @@ def error_sequence(cfg, seed):
                                ((1, 2, 1, 40), "offset", ("forward", "inference"))):
         valid += commands_for(cfg, rng, shape, kind, modes)
     # Accepted although unusual: inference with m = 1 < K, and junk in q, r (unused there).
-    valid.append(commands_for(cfg, rng, (1, 2, 1, 1), "normal", ("inference",))[0])
+    valid.append(inference_command(cfg, rng, (1, 2, 1, 1)))
     valid.append(with_header_fields(cfg, valid[2], q=(1 << cfg.m_bits) - 1,
                                     r=(1 << cfg.r_bits) - 1))
     bad = [refused_command(cfg, rng, *h) for h in BAD_HEADERS]
@@ -194,6 +207,17 @@ def test_command_error_rules():
     assert gbn.command_data_beats(ERR_CFG, "forward", 7) == 14
     assert gbn.command_data_beats(CONV_CFG, "forward", 7) == 21
     assert gbn.command_data_beats(ERR_CFG, 3, 7) == 0
+
+
+def test_err_layout_in_manifest():
+    """The manifest's err layout (gen.generate.bn_layouts) is code | mode | m; the generator
+    checks that it spans the err__payload port (_bn_entry)."""
+    from lightnorm.gen.generate import bn_layouts
+    for cfg in (ERR_CFG, BN_PRESETS["lightnorm"]):
+        lay = bn_layouts(cfg)["err"]
+        assert [(f["field"], f["offset"], f["width"]) for f in lay] == [
+            ("code", 0, gbn.ERROR_CODE_BITS), ("mode", 3, 2), ("m", 5, cfg.m_bits)]
+        assert gbn.error_width(cfg) == 5 + cfg.m_bits
 
 
 def test_bn_pysim_refused_conventional():
