@@ -1,4 +1,4 @@
-"""cocotb testbench of the BN unit: whole layers through the four streams, checked bit for bit.
+"""cocotb testbench of the BN unit: whole layers through the five streams, checked bit for bit.
 
 Driven by :mod:`lightnorm.verif.test_bn`, which writes a pickle (``LIGHTNORM_TB_CONFIG``) with
 one or more *phases*.  A phase is a list of commands (forward, backward, inference layers, back

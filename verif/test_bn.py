@@ -6,7 +6,7 @@ about 20 s of CPU to convert and a minute to build), builds it once with ``SIM``
 icarus), and streams whole layers
 through it in one simulator run (:mod:`lightnorm.verif.tb_bn`): forward, backward and inference
 commands back to back, channel counts that are not a multiple of G, several data kinds, first
-without pauses (cycle counts) and then with random pauses on all four streams, with a reset
+without pauses (cycle counts) and then with random pauses on all five streams, with a reset
 between phases.  Every dout and res beat is compared bit for bit with the golden beats.
 """
 
@@ -443,7 +443,7 @@ def cycle_problems(cfg, verdict):
 def test_bn_presets(preset):
     """The presets at full size (G = 8): every layer of LAYERS (ICARUS_LAYERS on Icarus) back
     to back, without pauses (cycles checked against the model of docs/interface.md) and with
-    random pauses on all four streams, a reset before each phase."""
+    random pauses on all five streams, a reset before each phase."""
     cfg = BN_PRESETS[preset]
     rng = np.random.default_rng(7)
     commands = []
