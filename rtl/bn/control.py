@@ -208,8 +208,10 @@ class Control(Elaboratable):
         # verdict is needed only at the end of the lane beats.  The first rule broken wins.
         err = self.err
         mode_known = self.mode != 3
-        uses_chunks = Const(int(cfg.algorithm == "range")) & (
-            (self.mode == MODE_FWD) | (self.mode == MODE_BWD))
+        if cfg.algorithm == "range":
+            uses_chunks = (self.mode == MODE_FWD) | (self.mode == MODE_BWD)
+        else:
+            uses_chunks = Const(0)
         # q and r are redundant (q*K + r = m, r < K): cheaper to check than to divide by K.
         layout_ok = (self.q * K + self.r == self.m) & (self.r < K)
         with m.If(~mode_known):
