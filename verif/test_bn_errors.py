@@ -45,8 +45,10 @@ def refused_command(cfg, rng, mode, m, q=None, r=None):
     code = gbn.command_error(cfg, mode, m, q, r)
     assert code is not None, f"{mode} m={m} q={q} r={r} is not refused"
     n_din = gbn.command_data_beats(cfg, mode, m)
-    rand = lambda width, n: [int.from_bytes(rng.bytes((width + 7) // 8), "little")  # noqa: E731
-                             & ((1 << width) - 1) for _ in range(n)]
+
+    def rand(width, n):         # random payloads: the unit must not use them
+        return [int.from_bytes(rng.bytes((width + 7) // 8), "little") & ((1 << width) - 1)
+                for _ in range(n)]
     mode_v = _mode_value(mode)
     return {"mode": mode if isinstance(mode, str) else f"mode{mode}", "m": m, "groups": 1,
             "lanes": cfg.lanes, "passes": 0, "refused": True, "code": code,
