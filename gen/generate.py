@@ -104,7 +104,7 @@ def bn_layouts(cfg):
     -------
     dict
         ``{"cmd": {"header": [...], "lane": [...]}, "din": [...], "dout": {"y": [...],
-        "dx": [...]}, "res": {"forward": [...], "backward": [...]}}``, each list of
+        "dx": [...]}, "res": {"forward": [...], "backward": [...]}, "err": [...]}``, each list of
         ``{"field", "offset", "width"}`` LSB first (docs/bn-spec.md section 7).
     """
     from lightnorm.golden import bn as gbn
@@ -126,6 +126,7 @@ def bn_layouts(cfg):
             b & ((1 << cfg.tensor_width(t)) - 1))) for t in ("y", "dx")},
         "res": {mode: _probe(cfg.result_width, lambda b, n=names: _flat("", gbn.parse_result_beat(
             cfg, b, names=n))) for mode, names in res_names.items()},
+        "err": _probe(gbn.error_width(cfg), lambda b: gbn.parse_error_beat(cfg, b)),
     }
 
 
@@ -149,6 +150,7 @@ def _unit_entry(design_index, fmt_name, out, stages):
 def _bn_entry(preset, out, cfg=None):
     """Convert one BN preset (or ``cfg`` under the name ``preset``) into
     ``<out>/<preset>/bn_<preset>.v``; returns its manifest entry."""
+    from lightnorm.golden.bn import ERRORS
     from lightnorm.rtl.bn import BNUnit
     from lightnorm.verif.bntiming import cycle_model
     cfg = BN_DESIGNS[preset] if cfg is None else cfg
@@ -173,6 +175,8 @@ def _bn_entry(preset, out, cfg=None):
         "format_name": preset, "formats": describe_bn(cfg), "stages": depths,
         "latency": unit.stream_latency, "cycles": cycle_model(unit), "ports": ports,
         "payload": layouts,
+        # codes of the err stream's code field (docs/interface.md, "Refused commands")
+        "error_codes": dict(ERRORS),
     }
 
 

@@ -39,7 +39,9 @@ from .bnconfig import BNConfig
 from .formats import FloatFormat
 
 __all__ = [
-    "MODES", "LANE_WORDS", "check_m", "chunk_layout", "range_constant", "host_constants",
+    "MODES", "LANE_WORDS", "ERRORS", "ERROR_CODE_BITS", "check_m", "command_error",
+    "command_data_beats", "header_beat", "error_width", "error_beat", "parse_error_beat",
+    "chunk_layout", "range_constant", "host_constants",
     "layer_to_stream", "stream_to_layer", "pad_channels", "encode_tensor", "tensor_beats",
     "decode_output", "forward_stream", "backward_stream", "inference_stream",
     "ForwardResult", "BackwardResult", "InferenceResult", "forward", "backward", "inference",
@@ -63,6 +65,19 @@ def _check_mode(mode):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
     return mode
+
+
+#: Codes of the ``err`` stream (docs/interface.md, "Refused commands"): why the unit refused a
+#: command header.  One code per refused command, the first rule it breaks in this order.
+ERRORS = {
+    "mode": 1,          # mode field 3: not forward, backward or inference
+    "m_zero": 2,        # m = 0
+    "m_max": 3,         # m > max_m (the m field is max_m.bit_length() bits wide)
+    "m_chunks": 4,      # range BN, training mode: m < 2*K
+    "chunks_qr": 5,     # range BN, training mode: (q, r) != divmod(m, K)
+}
+#: Width of the ``code`` field of an ``err`` beat.
+ERROR_CODE_BITS = 3
 
 # Exact float64 views of BFP outputs: BFP values have <= 24 significant bits and 8-bit shared
 # exponents; FP32 with subnormals holds all of them for the presets (decode is then exact).
@@ -99,7 +114,8 @@ class _Ops:
 def check_m(cfg, m, mode="forward"):
     """Validate the positions per channel ``m`` for ``cfg`` and ``mode`` (bn-spec section 3).
 
-    Every mode needs ``1 <= m <= max_m``; training range BN also ``m >= 2*K``.
+    Every mode needs ``1 <= m <= max_m``; training range BN also ``m >= 2*K``.  These are the
+    m rules of :func:`command_error`, by which the unit refuses a header.
     """
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)):
         raise ValueError(f"m must be an integer, not {m!r}")
@@ -109,6 +125,116 @@ def check_m(cfg, m, mode="forward"):
     if cfg.algorithm == "range" and mode != "inference" and m < 2 * cfg.chunks:
         raise ValueError(f"m must be at least 2*chunks ({2 * cfg.chunks}) for range BN, not {m}")
     return m
+
+
+def _uses_chunks(cfg, mode):
+    """True when a command of ``mode`` (field value) uses the chunk layout q, r."""
+    return cfg.algorithm == "range" and mode in (MODES["forward"], MODES["backward"])
+
+
+def command_error(cfg, mode, m, q=0, r=0):
+    """Why the unit refuses a command header, or None if it executes it (docs/interface.md).
+
+    The hardware applies these rules to the header fields before any pass starts and reports a
+    refusal as one ``err`` beat (:func:`error_beat`); this function is its golden model.  The
+    first rule broken, in this order, gives the code (:data:`ERRORS`):
+
+    1. ``mode`` is not 0, 1 or 2 (``"mode"``);
+    2. ``m = 0`` (``"m_zero"``);
+    3. ``m > max_m`` (``"m_max"``);
+    4. range BN, forward or backward: ``m < 2*K`` (``"m_chunks"``);
+    5. range BN, forward or backward: ``(q, r) != divmod(m, K)`` (``"chunks_qr"``).
+
+    Fields a mode does not use (q and r of inference and conventional BN, the constants) are
+    not checked.  A header :func:`command_beats` builds is never refused; every m that
+    :func:`check_m` rejects for a mode is refused.
+
+    Parameters
+    ----------
+    cfg : BNConfig
+    mode : int or str
+        The header's mode field (0..3) or a name of :data:`MODES`.
+    m, q, r : int
+        The header's m, q and r fields (they must fit their field widths).
+
+    Returns
+    -------
+    int or None
+        A value of :data:`ERRORS`, or None.
+    """
+    if isinstance(mode, str):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {tuple(MODES)} or 0..3, not {mode!r}")
+        mode = MODES[mode]
+    for name, value, width in (("mode", mode, 2), ("m", m, cfg.m_bits), ("q", q, cfg.m_bits),
+                               ("r", r, cfg.r_bits)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+                0 <= value < 1 << width):
+            raise ValueError(f"{name} must be an integer of {width} bits (the header field), "
+                             f"not {value!r}")
+    if mode not in MODES.values():
+        return ERRORS["mode"]
+    if m == 0:
+        return ERRORS["m_zero"]
+    if m > cfg.max_m:
+        return ERRORS["m_max"]
+    if _uses_chunks(cfg, mode):
+        if m < 2 * cfg.chunks:
+            return ERRORS["m_chunks"]
+        if (q, r) != divmod(m, cfg.chunks):
+            return ERRORS["chunks_qr"]
+    return None
+
+
+def command_data_beats(cfg, mode, m):
+    """Data-in beats the unit takes for a header with these fields, executed or refused.
+
+    ``passes * m``: forward 2 (range) or 3 (conventional), backward 2, inference 1; 0 for an
+    unknown mode (3).  A refused command consumes and drops this many ``din`` beats
+    (docs/interface.md, "Refused commands").
+    """
+    if isinstance(mode, str):
+        mode = MODES[mode]
+    passes = {MODES["forward"]: cfg.forward_passes, MODES["backward"]: 2,
+              MODES["inference"]: 1}.get(int(mode), 0)
+    return passes * int(m)
+
+
+def header_beat(cfg, mode, m, q=0, r=0, inv_m=0, ck=0, eps=0):
+    """One command header payload from raw field values (no validation of their meaning).
+
+    :func:`command_beats` builds headers the unit executes; this packs any field values (e.g.
+    a header the unit must refuse, for a test).  Every value must fit its field.
+    """
+    if isinstance(mode, str):
+        mode = MODES[mode]
+    cw, mb = cfg.const_width, cfg.m_bits
+    fields = (("mode", mode, 2), ("m", m, mb), ("q", q, mb), ("r", r, cfg.r_bits),
+              ("inv_m", inv_m, cw), ("ck", ck, cw), ("eps", eps, cw))
+    for name, value, width in fields:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+                0 <= value < 1 << width):
+            raise ValueError(f"{name} must be an integer of {width} bits (the header field), "
+                             f"not {value!r}")
+    return _fields([(v, w) for _, v, w in fields])
+
+
+def error_width(cfg):
+    """Width of the ``err`` stream payload: ``code[3] | mode[2] | m[MB]``."""
+    return ERROR_CODE_BITS + 2 + cfg.m_bits
+
+
+def error_beat(cfg, code, mode, m):
+    """The ``err`` payload the unit sends for a refused header: ``code | mode << 3 | m << 5``
+    (mode and m: the refused header's fields, to tell the host which command it was)."""
+    if isinstance(mode, str):
+        mode = MODES[mode]
+    return _fields([(code, ERROR_CODE_BITS), (mode, 2), (m, cfg.m_bits)])
+
+
+def parse_error_beat(cfg, beat):
+    """Decode one ``err`` payload into ``{"code", "mode", "m"}``."""
+    return dict(zip(("code", "mode", "m"), _unfields(beat, (ERROR_CODE_BITS, 2, cfg.m_bits))))
 
 
 def chunk_layout(cfg, m):
@@ -972,9 +1098,7 @@ def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=Non
     elif amax is not None or amin is not None:
         raise ValueError(f"a {mode} command of {cfg.name} has no position fields; "
                          "amax and amin must be None")
-    cw, mb = cfg.const_width, cfg.m_bits
-    header = _fields([(MODES[mode], 2), (m, mb), (k["q"], mb), (k["r"], cfg.r_bits),
-                      (k["inv_m"], cw), (k["ck"], cw), (k["eps"], cw)])
+    header = header_beat(cfg, mode, m, k["q"], k["r"], k["inv_m"], k["ck"], k["eps"])
     ng = cp // cfg.lanes
     out = np.empty((ng, cfg.lanes + 1), dtype=object)
     for g in range(ng):

@@ -1,11 +1,12 @@
-"""cocotb testbench of the BN unit: whole layers through the four streams, checked bit for bit.
+"""cocotb testbench of the BN unit: whole layers through the five streams, checked bit for bit.
 
 Driven by :mod:`lightnorm.verif.test_bn`, which writes a pickle (``LIGHTNORM_TB_CONFIG``) with
 one or more *phases*.  A phase is a list of commands (forward, backward, inference layers, back
 to back) with the beats of every stream precomputed by :mod:`lightnorm.golden.bn`:
-``cmd`` and ``din`` are driven, ``dout`` and ``res`` are expected in order.  Each phase starts
+``cmd`` and ``din`` are driven, ``dout``, ``res`` and ``err`` (one beat per refused command,
+none unless the phase lists them) are expected in order.  Each phase starts
 with a synchronous reset (so "reset between layers" is exercised), and has its own pause
-pattern on all four streams (``pause = 0`` gives the cycle counts of the streaming floor).
+pattern on all five streams (``pause = 0`` gives the cycle counts of the streaming floor).
 
 Reuses the shared harness (:mod:`lightnorm.verif.harness`): :class:`StreamSource` /
 :class:`StreamSink` / :class:`StreamMonitor` (protocol checks on ``dout`` and ``res``) and the
@@ -49,15 +50,17 @@ async def _run_phase(dut, phase, seed):
     span = 4096
     p, burst = phase["pause"], phase.get("burst", 3.0)
     go = {s: pause_pattern(rng, span, p, burst) for s in ("cmd", "din", "dout", "res")}
+    go["err"] = pause_pattern(rng, span, p, burst)     # drawn last: the others stay as they were
     cmd = StreamSource(dut, phase["cmd"], go["cmd"], prefix="cmd", width=phase["cmd_width"])
     din = StreamSource(dut, phase["din"], go["din"], prefix="din", width=phase["din_width"])
     dout = StreamSink(dut, go["dout"], prefix="dout")
     res = StreamSink(dut, go["res"], prefix="res")
-    mons = [StreamMonitor(dout), StreamMonitor(res)]
+    err = StreamSink(dut, go["err"], prefix="err")
+    mons = [StreamMonitor(dout), StreamMonitor(res), StreamMonitor(err)]
     await FallingEdge(dut.clk)      # leave a previous phase's ReadOnly before writing
     for s in (cmd, din):
         s.valid.value = 0
-    for s in (dout, res):
+    for s in (dout, res, err):
         s.ready.value = 0
         s.accepting = False
     dut.rst.value = 1
@@ -67,6 +70,7 @@ async def _run_phase(dut, phase, seed):
     dut.rst.value = 0
 
     n_out, n_res = len(phase["dout"]), len(phase["res"])
+    expect_err = phase.get("err", [])
     budget = phase["max_cycles"]
     cycle, extra, errors = 0, 0, []
     start = time.perf_counter()
@@ -74,11 +78,12 @@ async def _run_phase(dut, phase, seed):
         if cycle:
             await FallingEdge(dut.clk)
         finished = (len(dout.received) >= n_out and len(res.received) >= n_res
-                    and cmd.done and din.done)
+                    and len(err.received) >= len(expect_err) and cmd.done and din.done)
         cmd.drive(cycle)
         din.drive(cycle)
         dout.drive(cycle, force=finished)
         res.drive(cycle, force=finished)
+        err.drive(cycle, force=finished)
         await ReadOnly()
         cmd.sample(cycle)
         din.sample(cycle)
@@ -92,17 +97,31 @@ async def _run_phase(dut, phase, seed):
         if cycle >= budget:
             errors.append(f"timeout after {cycle} cycles: cmd {cmd.index}/{len(cmd.stimulus)}, "
                           f"din {din.index}/{len(din.stimulus)}, dout {len(dout.received)}/"
-                          f"{n_out}, res {len(res.received)}/{n_res}")
+                          f"{n_out}, res {len(res.received)}/{n_res}, err "
+                          f"{len(err.received)}/{len(expect_err)}")
             break
     wall = time.perf_counter() - start
-    for mon, name in zip(mons, ("dout", "res")):
+    for mon, name in zip(mons, ("dout", "res", "err")):
         errors += [f"{name}: {e}" for e in mon.errors]
     bad = _compare("dout", phase["dout"], dout.received, errors)
     bad += _compare("res", phase["res"], res.received, errors)
+    bad += _compare("err", expect_err, err.received, errors)
 
     # Cycle accounting per command: header accepted -> its last dout beat (and per pass).
-    commands, ci, di, oi, ri = [], 0, 0, 0, 0
+    commands, ci, di, oi, ri, ei = [], 0, 0, 0, 0, 0
     for c in phase["commands"]:
+        if c.get("refused"):
+            # A refused command: its header, G lane beats and dropped data beats; one err beat.
+            entry = dict(c)
+            if ci < len(cmd.cycles):
+                entry["header_cycle"] = int(cmd.cycles[ci])
+            if ei < len(err.cycles):
+                entry["err_cycle"] = int(err.cycles[ei])
+            ci += c["lanes"] + 1
+            di += c["din_beats"]
+            ei += 1
+            commands.append(entry)
+            continue
         G, m, ng, npass = c["lanes"], c["m"], c["groups"], c["passes"]
         heads = cmd.cycles[ci:ci + ng * (G + 1):G + 1]
         ci += ng * (G + 1)
@@ -116,6 +135,8 @@ async def _run_phase(dut, phase, seed):
         rcyc = res.cycles[ri:ri + n_r]
         ri += n_r
         entry = dict(c)
+        if heads:
+            entry["header_cycle"] = int(heads[0])
         if len(heads) == ng and len(ocyc) == n_o and len(dcyc) == n_din and len(rcyc) == n_r:
             entry["cycles"] = int(ocyc[-1] - heads[0] + 1)
             # per pass of group 0: first to last data-in beat of the pass

@@ -6,7 +6,7 @@ about 20 s of CPU to convert and a minute to build), builds it once with ``SIM``
 icarus), and streams whole layers
 through it in one simulator run (:mod:`lightnorm.verif.tb_bn`): forward, backward and inference
 commands back to back, channel counts that are not a multiple of G, several data kinds, first
-without pauses (cycle counts) and then with random pauses on all four streams, with a reset
+without pauses (cycle counts) and then with random pauses on all five streams, with a reset
 between phases.  Every dout and res beat is compared bit for bit with the golden beats.
 """
 
@@ -63,7 +63,8 @@ class _PortsOnlyVerilator:
             # Unchanged text keeps its timestamp: Verilator's --skip-identical then skips.
             _write_if_changed(vlt, "`verilator_config\n" + "".join(
                 f'public_flat_rw -module "{top}" -var "{name}"\n'
-                for name in ("clk", "rst", "cmd__*", "din__*", "dout__*", "res__*")))
+                for name in ("clk", "rst", "cmd__*", "din__*", "dout__*", "res__*",
+                             "err__*")))
             verilate[verilate.index("--public-flat-rw")] = str(vlt)
         return cmds
 
@@ -237,12 +238,14 @@ def make_phase(cfg, commands, pause):
     """One testbench phase: the commands back to back with one pause fraction."""
     phase = {"pause": pause, "burst": 3.0, "cmd_width": cfg.cmd_width,
              "din_width": cfg.din_width, "cmd": [], "din": [], "dout": [], "res": [],
-             "commands": []}
+             "err": [], "commands": []}
     for c in commands:
-        for key in ("cmd", "din", "dout", "res"):
-            phase[key] += [int(v) for v in c[key]]
+        for key in ("cmd", "din", "dout", "res", "err"):
+            phase[key] += [int(v) for v in c.get(key, [])]
+        # refused commands (verif/test_bn_errors.py) also carry their code and dropped beats
         phase["commands"].append({k: c[k] for k in ("mode", "m", "groups", "lanes", "passes",
-                                                    "shape", "kind")})
+                                                    "shape", "kind", "refused", "code",
+                                                    "din_beats") if k in c})
     beats = len(phase["din"]) + len(phase["cmd"])
     phase["max_cycles"] = int(beats * (4 if pause else 1.5)) + 4000 * len(commands) + 10000
     return phase
@@ -296,13 +299,14 @@ def small_config(cfg, lanes, chunks, **changes):
     return cfg.replace(**ch)
 
 
-def run_pysim(cfg, phase, seed=0, handshakes=None):
+def run_pysim(cfg, phase, seed=0, handshakes=None, with_err=False):
     """Run one phase in Amaranth's Python simulator (no HDL toolchain; small configs only).
 
-    The four streams are driven with i.i.d. pauses of probability ``phase["pause"]``.
-    Returns ``(dout, res, cycles)``: the received beats and the cycle count.  A dict passed as
-    ``handshakes`` is filled with the cycle of every transfer per stream (``"cmd"``, ``"din"``,
-    ``"dout"``, ``"res"``).
+    The streams are driven with i.i.d. pauses of probability ``phase["pause"]``.
+    Returns ``(dout, res, cycles)``: the received beats and the cycle count; with
+    ``with_err`` the ``err`` stream is read too (``phase["err"]`` beats expected) and the
+    result is ``(dout, res, err, cycles)``.  A dict passed as ``handshakes`` is filled with the
+    cycle of every transfer per stream (``"cmd"``, ``"din"``, ``"dout"``, ``"res"``).
     """
     from amaranth.sim import Simulator
     from lightnorm.rtl.bn import BNUnit
@@ -310,7 +314,7 @@ def run_pysim(cfg, phase, seed=0, handshakes=None):
     dut = BNUnit(cfg)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    got = {"dout": [], "res": []}
+    got = {"dout": [], "res": [], "err": []}
     pause = phase["pause"]
     limit = phase["max_cycles"]
     cycles = [0]
@@ -359,7 +363,11 @@ def run_pysim(cfg, phase, seed=0, handshakes=None):
     sim.add_testbench(source(dut.din, phase["din"], 2), background=True)
     sim.add_testbench(sink(dut.res, "res", len(phase["res"]), 3))
     sim.add_testbench(sink(dut.dout, "dout", len(phase["dout"]), 4))
+    if with_err:
+        sim.add_testbench(sink(dut.err, "err", len(phase["err"]), 5))
     sim.run()
+    if with_err:
+        return got["dout"], got["res"], got["err"], cycles[0]
     return got["dout"], got["res"], cycles[0]
 
 
@@ -464,6 +472,8 @@ def cycle_problems(cfg, verdict):
         if p["pause"]:
             continue
         for c in p["commands"]:
+            if c.get("refused"):        # not in the cycle model (verif/test_bn_errors.py)
+                continue
             mode, m, ng = c["mode"], c["m"], c["groups"]
             got = [g["cycles"] for g in c["groups_detail"]]
             if got != [group_cycles(model, mode, m)] * ng:
@@ -493,7 +503,7 @@ def cycle_problems(cfg, verdict):
 def test_bn_presets(preset):
     """The presets at full size (G = 8): every layer of LAYERS (ICARUS_LAYERS on Icarus) back
     to back, without pauses (cycles checked against the model of docs/interface.md) and with
-    random pauses on all four streams, a reset before each phase."""
+    random pauses on all five streams, a reset before each phase."""
     cfg = BN_PRESETS[preset]
     rng = np.random.default_rng(7)
     commands = []

@@ -20,6 +20,7 @@ from amaranth.hdl import Cat, Const, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from lightnorm.golden.bn import error_width
 from lightnorm.golden.bnconfig import BNConfig
 
 from .bfp import Codecs
@@ -50,6 +51,9 @@ class BNUnit(wiring.Component):
         y (last forward pass, inference) or dx (backward pass 2), one position per beat.
     res : Out(stream.Signature(unsigned(cfg.result_width)))
         Per-channel results, G beats per training command.
+    err : Out(stream.Signature(unsigned(lightnorm.golden.bn.error_width(cfg))))
+        One beat ``code | mode | m`` per refused command (docs/interface.md, "Refused
+        commands"); never for a command the unit executes.
     """
 
     def __init__(self, cfg):
@@ -61,6 +65,7 @@ class BNUnit(wiring.Component):
             "din": In(stream.Signature(cfg.din_width)),
             "dout": Out(stream.Signature(cfg.dout_width)),
             "res": Out(stream.Signature(cfg.result_width)),
+            "err": Out(stream.Signature(error_width(cfg))),
         })
 
     @property
@@ -101,10 +106,17 @@ class BNUnit(wiring.Component):
         CW, AB = cfg.const_width, cfg.bwd_acc_fmt
         stats = Stats(cfg)
         rng = Range(cfg)
-        ctl = Control(cfg, self.cmd, self.res)
+        ctl = Control(cfg, self.cmd, self.res, self.err)
         seq = self._sequencer(stats, rng, ctl)
         codecs = Codecs(cfg)
-        norm = Normalize(cfg, self.din, self.dout, ctl, codecs, stats, rng, seq)
+        # The datapath sees din except while control drops a refused command's beats.
+        din = stream.Signature(cfg.din_width).create()
+        m.d.comb += [
+            din.payload.eq(self.din.payload), din.valid.eq(self.din.valid),
+            self.din.ready.eq(din.ready | ctl.drop),
+            ctl.drop_fire.eq(self.din.valid & ctl.drop),
+        ]
+        norm = Normalize(cfg, din, self.dout, ctl, codecs, stats, rng, seq)
         m.submodules.control = ctl
         m.submodules.bfp = codecs
         m.submodules.normalize = norm

@@ -5,6 +5,17 @@ before the next header is read:
 
 ``HEADER -> LANES -> PASS -> (SCALAR -> PASS)* -> FINISH -> HEADER``
 
+or, for a header the unit cannot execute (docs/interface.md, "Refused commands"),
+
+``HEADER -> LANES -> REFUSE -> FINISH -> HEADER``
+
+* the header checks (:func:`lightnorm.golden.bn.command_error` is their model) are
+  combinational on the registered header fields; a refused command still takes its G lane
+  beats (they belong to the command stream's framing) but loads nothing from them;
+* ``REFUSE`` sends one ``err`` beat (code, mode, m) and takes and drops the ``passes * m``
+  data-in beats the header announces (none for an unknown mode), so a host that streams a
+  command's data regardless stays in step; nothing enters the datapath;
+
 * ``PASS`` accepts exactly ``m`` data-in beats and ends when ``m`` beats have left the
   ``normalize`` pipeline (so its registers are empty before any constant changes);
 * ``SCALAR`` runs one program segment of the shared scalar sequencer (:mod:`.recip`);
@@ -16,6 +27,8 @@ Passes per mode: forward range ``STAT, Y``; forward conventional ``STAT, VAR, Y`
 """
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
+
+from lightnorm.golden.bn import ERRORS, ERROR_CODE_BITS
 
 from .rangestat import SEGMENTS
 
@@ -47,8 +60,8 @@ class Control(Elaboratable):
     Parameters
     ----------
     cfg : BNConfig
-    cmd, res : stream interfaces
-        The unit's command input and result output (driven/read here).
+    cmd, res, err : stream interfaces
+        The unit's command input, result output and refused-command output (driven/read here).
 
     Attributes
     ----------
@@ -72,11 +85,18 @@ class Control(Elaboratable):
         Position load of a backward lane beat (to the range block).
     res_words : dict, in
         ``"fwd"``/``"bwd"`` -> list (lanes) of result payload Values.
+    error : Signal, out
+        Refusal code of the registered header (:data:`lightnorm.golden.bn.ERRORS`; 0: it
+        runs), valid from the first lane beat on.
+    drop : Signal, out
+        A refused command still takes data-in beats (they bypass the datapath).
+    drop_fire : Signal, in
+        A data-in beat was taken and dropped this cycle.
     """
 
-    def __init__(self, cfg, cmd, res):
+    def __init__(self, cfg, cmd, res, err=None):
         self.cfg = cfg
-        self.cmd, self.res = cmd, res
+        self.cmd, self.res, self.err = cmd, res, err
         G, MB, CW, K = cfg.lanes, cfg.m_bits, cfg.const_width, cfg.chunks
         # Only control state has a reset (FSM, pass index, counters, result emitter, mode).
         # The header fields and lane words are data: HEADER/LANES write every one of them
@@ -108,6 +128,9 @@ class Control(Elaboratable):
         self.load_amax = [Signal(MB, name=f"cmd_amax{j}") for j in range(K)]
         self.load_amin = [Signal(MB, name=f"cmd_amin{j}") for j in range(K)]
         self.res_words = {}
+        self.error = Signal(ERROR_CODE_BITS)
+        self.drop = Signal()
+        self.drop_fire = Signal()
         #: Cycle-level state for the testbench and waveforms.
         self.state_pass = Signal()
 
@@ -155,6 +178,8 @@ class Control(Elaboratable):
         with m.If(restart):
             m.d.sync += [in_cnt.eq(0), out_cnt.eq(0), in_chunk_pos.eq(0), self.chunk.eq(0)]
         with m.Else():
+            with m.If(self.drop_fire):         # REFUSE: count the dropped beats of a pass
+                m.d.sync += in_cnt.eq(in_cnt + 1)
             with m.If(self.in_fire):
                 m.d.sync += in_cnt.eq(in_cnt + 1)
                 with m.If(self.last):
@@ -177,6 +202,39 @@ class Control(Elaboratable):
             m.d.sync += res_lane.eq(res_lane + 1)
             with m.If(res_lane == G - 1):
                 m.d.sync += res_busy.eq(0)
+
+        # -- header checks (golden: bn.command_error; docs/interface.md "Refused commands") ----
+        # From the registered fields, so they add nothing to the command payload's path; the
+        # verdict is needed only at the end of the lane beats.  The first rule broken wins.
+        err = self.err
+        mode_known = self.mode != 3
+        if cfg.algorithm == "range":
+            uses_chunks = (self.mode == MODE_FWD) | (self.mode == MODE_BWD)
+        else:
+            uses_chunks = Const(0)
+        # q and r are redundant (q*K + r = m, r < K): cheaper to check than to divide by K.
+        layout_ok = (self.q * K + self.r == self.m) & (self.r < K)
+        with m.If(~mode_known):
+            m.d.comb += self.error.eq(ERRORS["mode"])
+        with m.Elif(self.m == 0):
+            m.d.comb += self.error.eq(ERRORS["m_zero"])
+        with m.Elif(self.m > cfg.max_m):
+            m.d.comb += self.error.eq(ERRORS["m_max"])
+        with m.Elif(uses_chunks & (self.m < 2 * K)):
+            m.d.comb += self.error.eq(ERRORS["m_chunks"])
+        with m.Elif(uses_chunks & ~layout_ok):
+            m.d.comb += self.error.eq(ERRORS["chunks_qr"])
+        refused = self.error != 0
+
+        # -- refused-command emitter: one err beat, like the result emitter it only delays the
+        # next header (a host may read it after sending the command's data) ------------------
+        err_busy = Signal()
+        err_start = Signal()
+        m.d.comb += [err.valid.eq(err_busy), err.payload.eq(Cat(self.error, self.mode, self.m))]
+        with m.If(err_start):
+            m.d.sync += err_busy.eq(1)
+        with m.Elif(err.valid & err.ready):
+            m.d.sync += err_busy.eq(0)
 
         # -- command FSM -----------------------------------------------------------------------
         lane = Signal(range(max(2, G)))
@@ -205,7 +263,7 @@ class Control(Elaboratable):
                                              self.p2[l].eq(beat[2 * CW:3 * CW])]
                     if cfg.has_positions:
                         base = 3 * CW
-                        m.d.comb += [self.load_lane.eq(self.mode == MODE_BWD),
+                        m.d.comb += [self.load_lane.eq((self.mode == MODE_BWD) & ~refused),
                                      self.load_index.eq(lane)]
                         for j in range(K):
                             m.d.comb += [
@@ -216,7 +274,11 @@ class Control(Elaboratable):
                     m.d.sync += lane.eq(lane + 1)
                     with m.If(lane == G - 1):
                         m.d.comb += restart.eq(1)
-                        m.next = "PASS"
+                        with m.If(refused):
+                            m.d.comb += err_start.eq(1)
+                            m.next = "REFUSE"
+                        with m.Else():
+                            m.next = "PASS"
             with m.State("PASS"):
                 m.d.comb += [self.accept.eq(in_cnt != self.m), self.state_pass.eq(1)]
                 with m.If(self.out_fire & (out_cnt == self.m - 1)):
@@ -231,7 +293,18 @@ class Control(Elaboratable):
                                  self.clear.eq(next_kind == KIND_VAR)]
                     m.d.sync += pidx.eq(pidx + 1)
                     m.next = "PASS"
+            with m.State("REFUSE"):
+                # The passes of the header's mode, m beats each (counted in in_cnt, one bubble
+                # cycle between passes); an unknown mode has no passes.
+                pass_done = (in_cnt == self.m) | ~mode_known
+                m.d.comb += self.drop.eq(~pass_done)
+                with m.If(pass_done):
+                    with m.If(cur_last | ~mode_known):
+                        m.next = "FINISH"
+                    with m.Else():
+                        m.d.sync += pidx.eq(pidx + 1)
+                        m.d.comb += restart.eq(1)
             with m.State("FINISH"):
-                with m.If(~res_busy):
+                with m.If(~res_busy & ~err_busy):
                     m.next = "HEADER"
         return m
