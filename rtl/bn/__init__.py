@@ -50,6 +50,11 @@ class BNUnit(wiring.Component):
         y (last forward pass, inference) or dx (backward pass 2), one position per beat.
     res : Out(stream.Signature(unsigned(cfg.result_width)))
         Per-channel results, G beats per training command.
+    dout_last, res_last : Out(1)
+        Frame ends, meaningful while the stream's ``valid`` is high: the ``dout`` beat on offer
+        is the last (m-th) of its command, the ``res`` beat on offer the last (G-th) of its
+        command.  The AXI4-Stream top level (:mod:`.axis`) drives ``tlast`` from them; a
+        stream-native integration can ignore them.
     """
 
     def __init__(self, cfg):
@@ -61,6 +66,8 @@ class BNUnit(wiring.Component):
             "din": In(stream.Signature(cfg.din_width)),
             "dout": Out(stream.Signature(cfg.dout_width)),
             "res": Out(stream.Signature(cfg.result_width)),
+            "dout_last": Out(1),
+            "res_last": Out(1),
         })
 
     @property
@@ -118,6 +125,7 @@ class BNUnit(wiring.Component):
             ctl.seq_done.eq(seq.done),
             rng.load_lane.eq(ctl.load_lane), rng.load_index.eq(ctl.load_index),
         ]
+        m.d.comb += [self.dout_last.eq(ctl.dout_last), self.res_last.eq(ctl.res_last)]
         m.d.comb += [a.eq(b) for a, b in zip(rng.load_amax, ctl.load_amax)]
         m.d.comb += [a.eq(b) for a, b in zip(rng.load_amin, ctl.load_amin)]
 

@@ -72,6 +72,11 @@ class Control(Elaboratable):
         Position load of a backward lane beat (to the range block).
     res_words : dict, in
         ``"fwd"``/``"bwd"`` -> list (lanes) of result payload Values.
+    dout_last, res_last : Signal, out
+        Frame ends for the stream wrappers (:mod:`.axis`): the data-out beat on offer is the
+        m-th of its pass (``dout`` is only valid in the last pass, whose beats ``out_cnt``
+        counts), and the result beat on offer is lane G-1's.  Both come from counters that
+        advance only on a transfer, so they are stable while a beat is held.
     """
 
     def __init__(self, cfg, cmd, res):
@@ -108,6 +113,8 @@ class Control(Elaboratable):
         self.load_amax = [Signal(MB, name=f"cmd_amax{j}") for j in range(K)]
         self.load_amin = [Signal(MB, name=f"cmd_amin{j}") for j in range(K)]
         self.res_words = {}
+        self.dout_last = Signal()
+        self.res_last = Signal()
         #: Cycle-level state for the testbench and waveforms.
         self.state_pass = Signal()
 
@@ -170,7 +177,9 @@ class Control(Elaboratable):
         res_start = Signal()
         payload = Mux(self.mode == 1, Array(self.res_words["bwd"])[res_lane],
                       Array(self.res_words["fwd"])[res_lane])
-        m.d.comb += [res.valid.eq(res_busy), res.payload.eq(payload)]
+        m.d.comb += [res.valid.eq(res_busy), res.payload.eq(payload),
+                     self.res_last.eq(res_lane == G - 1),
+                     self.dout_last.eq(out_cnt == self.m - 1)]
         with m.If(res_start):
             m.d.sync += [res_busy.eq(1), res_lane.eq(0)]
         with m.Elif(res.valid & res.ready):
