@@ -20,7 +20,6 @@ The wrapper is wires only: no register, no cycle of latency, the unit's handshak
 """
 
 import gc
-import keyword
 import re
 import warnings
 from dataclasses import dataclass
@@ -161,8 +160,7 @@ class BNAxis(wiring.Component):
     def __init__(self, cfg, core):
         if not isinstance(cfg, BNConfig):
             raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
-        if not isinstance(core, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", core) \
-                or keyword.iskeyword(core):
+        if not isinstance(core, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", core):
             raise ValueError(f"core must be a Verilog module name, not {core!r}")
         self.cfg = cfg
         self.core = core
