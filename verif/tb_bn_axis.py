@@ -132,7 +132,7 @@ def _compare(name, expected, got, errors, limit=6):
     return len(bad)
 
 
-async def _run_phase(dut, phase, spec, srcs, sinks, watch, seed):
+async def _run_phase(dut, phase, srcs, sinks, watch, seed):
     rng = np.random.default_rng(seed)
     clk = dut.aclk
     await FallingEdge(clk)
@@ -228,7 +228,7 @@ async def bn_axis_frames(dut):
     cocotb.start_soon(watch.run())
     phases = []
     for k, phase in enumerate(spec["phases"]):
-        phases.append(await _run_phase(dut, phase, spec, srcs, sinks, watch, spec["seed"] + k))
+        phases.append(await _run_phase(dut, phase, srcs, sinks, watch, spec["seed"] + k))
     passed = all(not p["errors"] for p in phases)
     (path.parent / "result.json").write_text(json.dumps({"passed": passed, "phases": phases},
                                                         indent=1))

@@ -13,7 +13,8 @@ synthesis report lists separately (docs/architecture.md):
 ``recip``     the shared scalar sequencer: mean, range/variance, reciprocal, sqrt, a, b,
               gradient constants (:mod:`.recip`)
 
-Streams and beat layouts: docs/interface.md.
+Streams and beat layouts: docs/interface.md.  The AXI4-Stream top level that ``make verilog``
+writes around the unit's Verilog (``bn_<preset>_axis``) is :class:`.axis.BNAxis`.
 """
 
 from amaranth.hdl import Cat, Const, Module
