@@ -5,7 +5,8 @@ with the wrapper's streams and one or more *phases*: the frames to send on every
 and the frames expected on every output stream (golden beats of :mod:`lightnorm.golden.bn`,
 cut into frames by the rules of docs/interface.md).  Per phase:
 
-* ``aresetn`` is pulsed (the sources and sinks follow it: ``reset_active_level=False``);
+* ``aresetn`` is held low for ``reset_cycles`` rising edges (default 3; the sources and sinks
+  follow it: ``reset_active_level=False``);
 * every stream gets the phase's pause pattern through ``set_pause_generator`` (sources
   withhold ``tvalid``, sinks ``tready``; Markov pauses of :func:`harness.pause_pattern`);
 * the frames go out with :class:`cocotbext.axi.AxiStreamSource` (``tlast`` on each frame's
@@ -140,7 +141,7 @@ async def _run_phase(dut, phase, srcs, sinks, watch, seed):
         port.clear_pause_generator()
         port.pause = False
     dut.aresetn.value = 0
-    for _ in range(3):
+    for _ in range(phase.get("reset_cycles", 3)):
         await RisingEdge(clk)
     await FallingEdge(clk)
     dut.aresetn.value = 1
