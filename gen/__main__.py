@@ -3,7 +3,9 @@
 Writes ``<out>/<unit>_<format>.v`` (top module ``<unit>_<format>``) for every entry of
 :data:`lightnorm.gen.designs.DESIGNS` and every format listed with it,
 ``<out>/<preset>/bn_<preset>.v`` (top module ``bn_<preset>``) for every BN preset of
-:data:`lightnorm.gen.designs.BN_DESIGNS`, and ``<out>/manifest.json`` describing each module:
+:data:`lightnorm.gen.designs.BN_DESIGNS` with its AXI4-Stream top
+``<out>/<preset>/bn_<preset>_axis.v`` (module ``bn_<preset>_axis``, instantiating
+``bn_<preset>``; docs/interface.md), and ``<out>/manifest.json`` describing each module:
 file, ports (direction, width), payload layouts (field offsets and widths), formats, pipeline
 stages and latency (read from the component, never assumed).  For a BN unit the manifest also
 gives the whole BNConfig, the field layout of every beat kind of its four streams (found by

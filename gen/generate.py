@@ -17,7 +17,7 @@ from lightnorm.verif.payload import flatten
 
 from .designs import BN_DESIGNS, DESIGNS, STAGES, describe_bn
 
-__all__ = ["generate", "generate_bn", "bn_layouts"]
+__all__ = ["generate", "generate_bn", "bn_layouts", "AXIS_FRAMES"]
 
 
 def _ports(text, top):
@@ -213,6 +213,42 @@ def generate_bn(cfg, name, out, *, source=None):
     return manifest
 
 
+#: Recommended frame of each BN stream on the AXI4-Stream top (docs/interface.md); inputs'
+#: tlast is not read, outputs' tlast marks exactly these frames.
+AXIS_FRAMES = {
+    "cmd": "one command: header + G lane beats (tlast on lane G-1)",
+    "din": "one command's data: passes * m beats (tlast on the last)",
+    "dout": "one command's output: m beats (tlast on beat m-1)",
+    "res": "one training command's results: G beats (tlast on lane G-1); none for inference",
+    "err": "one refused command: one beat (tlast on every beat)",
+}
+
+
+def _bn_axis_entry(preset, out):
+    """Write ``<out>/<preset>/bn_<preset>_axis.v``, the AXI4-Stream top around ``bn_<preset>``
+    (:class:`lightnorm.rtl.bn.axis.BNAxis`); returns its manifest entry."""
+    from lightnorm.rtl.bn.axis import BNAxis
+    cfg = BN_DESIGNS[preset]
+    core, top = f"bn_{preset}", f"bn_{preset}_axis"
+    wrapper = BNAxis(cfg, core)
+    text = verilog.convert(wrapper, name=top, emit_src=False)
+    (Path(out) / preset).mkdir(parents=True, exist_ok=True)
+    (Path(out) / preset / f"{top}.v").write_text(text)
+    streams = [{
+        "stream": s.name, "direction": "input" if s.direction == "in" else "output",
+        "payload_width": s.width, "tdata_width": s.tdata_width,
+        "ports": {k: f"{s.name}_{k}" for k in ("tdata", "tvalid", "tready", "tlast")},
+        "tlast": s.tlast_rule, "frame": AXIS_FRAMES.get(s.name),
+    } for s in wrapper.streams]
+    return {
+        "module": top, "file": f"{preset}/{top}.v", "unit": "bn_axis",
+        "class": type(wrapper).__name__, "format_name": preset, "core": core,
+        "sources": [f"{preset}/{core}.v", f"{preset}/{top}.v"],
+        "clock": "aclk", "reset": {"port": "aresetn", "active": "low", "synchronous": True},
+        "added_latency": 0, "ports": _ports(text, top), "streams": streams,
+    }
+
+
 def _timed(fn, *args):
     start = time.perf_counter()
     entry = fn(*args)
@@ -228,8 +264,8 @@ def generate(out, *, stages=STAGES, only=None, jobs=2, log=None):
     stages : int
         Pipeline depth of every small unit (the BN units take theirs from their BNConfig).
     only : iterable of str, optional
-        Restrict to these module names (``<unit>_<format>`` or ``bn_<preset>``), e.g. for a
-        quick lint.
+        Restrict to these module names (``<unit>_<format>``, ``bn_<preset>`` or
+        ``bn_<preset>_axis``), e.g. for a quick lint.
     jobs : int
         Worker processes (1: convert in this process).
     log : callable, optional
@@ -239,20 +275,23 @@ def generate(out, *, stages=STAGES, only=None, jobs=2, log=None):
     out.mkdir(parents=True, exist_ok=True)
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
-    # Longest first (the BN units), so two workers finish together.
-    tasks = [(_bn_entry, preset, str(out)) for preset in BN_DESIGNS
-             if only is None or f"bn_{preset}" in only]
+    # Longest first (the BN units), so two workers finish together; each BN unit's
+    # AXI4-Stream top (a wrapper, converted in a second) right after it.
+    tasks = [task for preset in BN_DESIGNS for name, task in (
+        (f"bn_{preset}", (_bn_entry, preset, str(out))),
+        (f"bn_{preset}_axis", (_bn_axis_entry, preset, str(out))))
+        if only is None or name in only]
     tasks += [(_unit_entry, k, fmt_name, str(out), stages)
               for k, design in enumerate(DESIGNS) for fmt_name in design.formats
               if only is None or f"{design.unit}_{fmt_name}" in only]
     if only is not None:
-        known = {f"bn_{p}" for p in BN_DESIGNS} | {f"{d.unit}_{f}" for d in DESIGNS
-                                                   for f in d.formats}
+        known = {f"bn_{p}{s}" for p in BN_DESIGNS for s in ("", "_axis")} | {
+            f"{d.unit}_{f}" for d in DESIGNS for f in d.formats}
         unknown = sorted(set(only) - known)
         if unknown:
             raise ValueError(f"only names unknown modules: {', '.join(unknown)}")
     jobs = min(jobs, len(tasks)) or 1
-    if jobs == 1 or (len(tasks) <= 8 and all(t[0] is _unit_entry for t in tasks)):
+    if jobs == 1 or (len(tasks) <= 8 and all(t[0] is not _bn_entry for t in tasks)):
         # a few small units (e.g. the lint test) convert faster than workers start
         results = [_timed(*task) for task in tasks]
     else:
@@ -264,8 +303,8 @@ def generate(out, *, stages=STAGES, only=None, jobs=2, log=None):
         entries.append(entry)
         if log:
             log(f"{entry['module']:36s} {seconds:6.1f} s")
-    # The manifest keeps the order of DESIGNS, then the BN presets.
-    entries.sort(key=lambda e: e["unit"] == "bn")
+    # The manifest keeps the order of DESIGNS, then the BN presets (each with its AXIS top).
+    entries.sort(key=lambda e: e["unit"] in ("bn", "bn_axis"))
     manifest = {"generator": "lightnorm.gen", "modules": entries}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest

@@ -13,7 +13,8 @@ synthesis report lists separately (docs/architecture.md):
 ``recip``     the shared scalar sequencer: mean, range/variance, reciprocal, sqrt, a, b,
               gradient constants (:mod:`.recip`)
 
-Streams and beat layouts: docs/interface.md.
+Streams and beat layouts: docs/interface.md.  The AXI4-Stream top level that ``make verilog``
+writes around the unit's Verilog (``bn_<preset>_axis``) is :class:`.axis.BNAxis`.
 """
 
 from amaranth.hdl import Cat, Const, Module
@@ -54,6 +55,11 @@ class BNUnit(wiring.Component):
     err : Out(stream.Signature(unsigned(lightnorm.golden.bn.error_width(cfg))))
         One beat ``code | mode | m`` per refused command (docs/interface.md, "Refused
         commands"); never for a command the unit executes.
+    dout_last, res_last : Out(1)
+        Frame ends, meaningful while the stream's ``valid`` is high: the ``dout`` beat on offer
+        is the last (m-th) of its command, the ``res`` beat on offer the last (G-th) of its
+        command.  The AXI4-Stream top level (:mod:`.axis`) drives ``tlast`` from them; a
+        stream-native integration can ignore them.
     """
 
     def __init__(self, cfg):
@@ -66,6 +72,8 @@ class BNUnit(wiring.Component):
             "dout": Out(stream.Signature(cfg.dout_width)),
             "res": Out(stream.Signature(cfg.result_width)),
             "err": Out(stream.Signature(error_width(cfg))),
+            "dout_last": Out(1),
+            "res_last": Out(1),
         })
 
     @property
@@ -130,6 +138,7 @@ class BNUnit(wiring.Component):
             ctl.seq_done.eq(seq.done),
             rng.load_lane.eq(ctl.load_lane), rng.load_index.eq(ctl.load_index),
         ]
+        m.d.comb += [self.dout_last.eq(ctl.dout_last), self.res_last.eq(ctl.res_last)]
         m.d.comb += [a.eq(b) for a, b in zip(rng.load_amax, ctl.load_amax)]
         m.d.comb += [a.eq(b) for a, b in zip(rng.load_amin, ctl.load_amin)]
 

@@ -92,6 +92,11 @@ class Control(Elaboratable):
         A refused command still takes data-in beats (they bypass the datapath).
     drop_fire : Signal, in
         A data-in beat was taken and dropped this cycle.
+    dout_last, res_last : Signal, out
+        Frame ends for the stream wrappers (:mod:`.axis`): the data-out beat on offer is the
+        m-th of its pass (``dout`` is only valid in the last pass, whose beats ``out_cnt``
+        counts), and the result beat on offer is lane G-1's.  Both come from counters that
+        advance only on a transfer, so they are stable while a beat is held.
     """
 
     def __init__(self, cfg, cmd, res, err=None):
@@ -131,6 +136,8 @@ class Control(Elaboratable):
         self.error = Signal(ERROR_CODE_BITS)
         self.drop = Signal()
         self.drop_fire = Signal()
+        self.dout_last = Signal()
+        self.res_last = Signal()
         #: Cycle-level state for the testbench and waveforms.
         self.state_pass = Signal()
 
@@ -195,7 +202,9 @@ class Control(Elaboratable):
         res_start = Signal()
         payload = Mux(self.mode == 1, Array(self.res_words["bwd"])[res_lane],
                       Array(self.res_words["fwd"])[res_lane])
-        m.d.comb += [res.valid.eq(res_busy), res.payload.eq(payload)]
+        m.d.comb += [res.valid.eq(res_busy), res.payload.eq(payload),
+                     self.res_last.eq(res_lane == G - 1),
+                     self.dout_last.eq(out_cnt == self.m - 1)]
         with m.If(res_start):
             m.d.sync += [res_busy.eq(1), res_lane.eq(0)]
         with m.Elif(res.valid & res.ready):
