@@ -21,7 +21,7 @@ import time
 from functools import partial
 
 from . import liberty, report
-from .designs import Design
+from .designs import Design, bn_params
 from .flow import synthesize, tool_version
 
 __all__ = ["bn_design", "synthesize_bn", "markdown"]
@@ -34,7 +34,7 @@ def bn_design(cfg, name):
     if not isinstance(cfg, BNConfig):
         raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
     return Design(f"bn_{name}", "bn", BNUnit.__name__, name, partial(BNUnit, cfg),
-                  {"lanes": cfg.lanes, "config": cfg.as_dict()})
+                  bn_params(cfg))
 
 
 def markdown(result):
