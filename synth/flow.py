@@ -280,7 +280,7 @@ def block_contents(netlist, top, hierarchy):
     -------
     dict
         Per block (the keys of :func:`hierarchy_areas`' blocks): ``cores``, a list (largest
-        first) of ``{"unit", "format", "rounding", "stages", "label", "count",
+        first) of ``{"unit", "format", "rounding", "stages", "label", "count", "cells_each",
         "area_um2_each", "area_ge_each", "ff_count_each", "area_um2", "area_ge"}`` -- identical
         cores (same label, same mapped cells) are one entry; ``cores_area_um2``/``_ge``,
         ``cores_ff_count`` (flip-flops inside the cores); ``ff_cells`` (flip-flop cell ->
@@ -359,7 +359,8 @@ def block_contents(netlist, top, hierarchy):
         for e in p["cores"].values():
             each = area(e["cells"])
             n = e["count"]
-            cores.append({**e["core"], "count": n, "area_um2_each": each, "area_ge_each": ge(each),
+            cores.append({**e["core"], "count": n, "cells_each": dict(sorted(e["cells"].items())),
+                          "area_um2_each": each, "area_ge_each": ge(each),
                           "ff_count_each": sum(k for c, k in e["cells"].items()
                                                if c in liberty.FLIP_FLOPS),
                           "area_um2": n * each, "area_ge": ge(n * each)})
