@@ -1,9 +1,13 @@
 """Reports of the area flow: area.json (all numbers), area.csv, area.md (for people), area.png.
 
-The Markdown report leads with the headline -- LightNorm area against the FP32 and BF16 BN
-baselines as ratios, and per-block savings -- computed from the BN designs in the results.  Until
-those designs exist the headline section is a clearly marked placeholder, and the report leads
-with the units table; the same code fills the headline as soon as the BN designs are synthesized.
+The Markdown report leads with the headline: every BN preset's area, flip-flops, cycles per
+element of a forward + backward step at m = :data:`~lightnorm.synth.designs.HEADLINE_M` (from
+the cycle model recorded with the design) and area x cycles per element, as ratios to the FP32
+and BF16 BN baselines; then each preset's precision policy side by side, and per block what its
+area is made of (arithmetic cores, flip-flops, the rest: :func:`lightnorm.synth.flow.block_contents`).
+The same numbers are in area.json's ``headline`` (:func:`headline`).  Without BN designs the
+headline section is a clearly marked placeholder and the report leads with the units table.
+docs/synthesis.md describes the layout.
 """
 
 import csv
@@ -180,7 +184,7 @@ def _x(v, digits=2):
 def _md_headline(results, pending):
     h = headline(results)
     main, baselines = HEADLINE
-    lanes = sorted({r["params"].get("lanes") for r in results if r["group"] == "bn"
+    lanes = sorted({r.get("params", {}).get("lanes") for r in results if r["group"] == "bn"
                     and r.get("params", {}).get("lanes")})
     lines = ["## Headline: the BN presets against FP32 BN and BF16 BN"
              + (f" (G = {', '.join(map(str, lanes))})" if lanes else ""), ""]
@@ -258,7 +262,8 @@ def _fmt_name(name):
     return f"E{mt.group(1)}M{mt.group(2)}" + "".join(" " + f for f in flags)
 
 
-#: (row label, policy field, its accumulator field) of the policy table.
+#: (row label, policy field, its accumulator field, the accumulator's symbol) of the policy
+#: table.
 _POLICY_ROWS = (
     ("per-element ops, forward (P)", "fwd_op_fmt", "fwd_acc_fmt", "A"),
     ("per-element ops, backward (PB)", "bwd_op_fmt", "bwd_acc_fmt", "AB"),
