@@ -4,7 +4,8 @@ The Markdown report leads with the headline: every BN preset's area, flip-flops,
 element of a forward + backward step at m = :data:`~lightnorm.synth.designs.HEADLINE_M` (from
 the cycle model recorded with the design) and area x cycles per element, as ratios to the FP32
 and BF16 BN baselines; then each preset's precision policy side by side, and per block what its
-area is made of (arithmetic cores, flip-flops, the rest: :func:`lightnorm.synth.flow.block_contents`).
+area is made of (arithmetic cores, flip-flops, the rest:
+:func:`lightnorm.synth.flow.block_contents`).
 The same numbers are in area.json's ``headline`` (:func:`headline`).  Without BN designs the
 headline section is a clearly marked placeholder and the report leads with the units table.
 docs/synthesis.md describes the layout.
@@ -16,10 +17,10 @@ import os
 import re
 
 from . import liberty
-from .designs import BN_BLOCKS, HEADLINE, HEADLINE_M, POLICY_FIELDS, TOP_BLOCK
+from .designs import BN_BLOCKS, HEADLINE, HEADLINE_M, TOP_BLOCK
 
-__all__ = ["DEFINITIONS", "headline", "policy_rows", "write_reports", "write_json", "write_csv", "write_markdown",
-           "write_plot", "CSV_COLUMNS"]
+__all__ = ["DEFINITIONS", "headline", "policy_rows", "write_reports", "write_json", "write_csv",
+           "write_markdown", "write_plot", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ("design", "group", "unit", "format", "block", "area_um2", "area_ge", "ff_count",
                "ff_area_um2", "comb_area_um2", "cell_count", "logic_depth_any",
