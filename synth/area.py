@@ -21,7 +21,7 @@ import time
 from functools import partial
 
 from . import liberty, report
-from .designs import Design
+from .designs import HEADLINE_M, Design, bn_params
 from .flow import synthesize, tool_version
 
 __all__ = ["bn_design", "synthesize_bn", "markdown"]
@@ -34,7 +34,7 @@ def bn_design(cfg, name):
     if not isinstance(cfg, BNConfig):
         raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
     return Design(f"bn_{name}", "bn", BNUnit.__name__, name, partial(BNUnit, cfg),
-                  {"lanes": cfg.lanes, "config": cfg.as_dict()})
+                  bn_params(cfg))
 
 
 def markdown(result):
@@ -49,6 +49,21 @@ def markdown(result):
     for block, b in result["blocks"].items():
         share = 100 * b["area_um2"] / result["area_um2"]
         lines.append(f"| {block} | {b['area_ge']:,.0f} | {share:.1f} % | {b['ff_count']:,} |")
+    # The cycle numbers, the precision policy and the blocks' contents, as in make synth's
+    # report (synth/report.py).
+    p = report.headline([result])["presets"][result["format"]]
+    c = p["cycles"]
+    lines.append("")
+    if c is None:
+        lines.append(f"No cycle numbers: {p['cycles_note']}.")
+    else:
+        lines.append(f"Cycles per channel group at m = {HEADLINE_M:,} (header period, "
+                     f"no backpressure): forward {c['forward']:,}, backward {c['backward']:,}; "
+                     f"{c['per_element']:.4f} cycles per element (forward + backward, / (G x m)),"
+                     f" area x cycles per element {p['area_x_cycles_per_element']:,.0f}.")
+    lines.append("")
+    lines += report._md_policy([result])
+    lines += report._md_contents([result])
     return "\n".join(lines) + "\n"
 
 

@@ -13,18 +13,20 @@ the block ``top``.
 """
 
 import argparse
+import gc
 import importlib
 import os
 import re
+import warnings
 from functools import partial
 from dataclasses import dataclass, field
 
 from ..golden.formats import FLOAT_PRESETS, FP32
 
 __all__ = [
-    "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "BFP_MAX_MAN", "HEADLINE", "Design", "block_of",
-    "unit_designs", "bn_designs", "default_designs", "pending", "select", "flow_parser",
-    "select_or_exit",
+    "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "BFP_MAX_MAN", "HEADLINE", "HEADLINE_M",
+    "POLICY_FIELDS", "Design", "block_of", "bn_params", "unit_designs", "bn_designs",
+    "default_designs", "pending", "select", "flow_parser", "select_or_exit",
 ]
 
 #: The BN unit's blocks, in report order.
@@ -41,6 +43,15 @@ BN_LANES = 8
 
 #: The headline compares this BN preset against the baselines (keys of bnconfig.BN_PRESETS).
 HEADLINE = ("lightnorm", ("fp32_bn", "bf16_bn"))
+
+#: Positions per channel m at which the headline counts cycles (forward + backward).
+HEADLINE_M = 4096
+
+#: Precision-policy attributes of a BNConfig the report shows when the config has them (a
+#: config without them, or with None, uses the accumulator format of the direction): per-element
+#: op formats P, PB, per-channel constant formats C, CB, internal sum formats W, WB.
+POLICY_FIELDS = ("fwd_op_fmt", "bwd_op_fmt", "fwd_const_fmt", "bwd_const_fmt", "fwd_sum_fmt",
+                 "bwd_sum_fmt")
 
 
 def block_of(instance_name):
@@ -166,6 +177,45 @@ def _bn_unit():
     return None
 
 
+def _cycles(cfg, m=HEADLINE_M):
+    # The cycle model is read from the component (verif/bntiming.py); a failure is recorded in
+    # the design's parameters and shown by the report, not dropped.
+    from amaranth.hdl import UnusedElaboratable
+    error = None
+    with warnings.catch_warnings():
+        # A unit the model fails to build is never elaborated; collect it inside the filter.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        try:
+            from ..verif.bntiming import MODES, cycle_model, group_cycles, header_period
+            model = cycle_model(cfg)
+            modes = {}
+            for mode in MODES:
+                md = model["modes"][mode]
+                modes[mode] = {"formula": md["formula"], "passes": md["m_coeff"],
+                               "group_cycles": group_cycles(model, mode, m),
+                               "header_period": header_period(model, mode, m)}
+        except Exception as exc:  # noqa: BLE001 - RTL in progress may fail in any way
+            error = f"{exc.__class__.__name__}: {exc}"
+        gc.collect()
+    if error is not None:
+        return {"m": m, "error": error}
+    return {"m": m, "lanes": model["lanes"], "stream_latency": model["stream_latency"],
+            "modes": modes}
+
+
+def bn_params(cfg):
+    """The report parameters of the BN unit of ``cfg``: ``lanes``, ``config``
+    (``cfg.as_dict()``), ``policy`` (:data:`POLICY_FIELDS` as format names, None where the config
+    has no such attribute or leaves it None) and ``cycles`` (the cycle model of
+    ``verif/bntiming.py`` at m = :data:`HEADLINE_M`: per mode its formula, ``group_cycles`` and
+    ``header_period``; or ``{"error": ...}`` if the model could not be built)."""
+    policy = {}
+    for name in POLICY_FIELDS:
+        v = getattr(cfg, name, None)
+        policy[name] = getattr(v, "name", v)
+    return {"lanes": cfg.lanes, "config": cfg.as_dict(), "policy": policy, "cycles": _cycles(cfg)}
+
+
 def bn_designs(lanes=BN_LANES):
     """Designs for every BN preset (``lightnorm.golden.bnconfig.BN_PRESETS``) at ``lanes`` lanes.
 
@@ -184,8 +234,8 @@ def bn_designs(lanes=BN_LANES):
                 if getattr(cfg, f) is not None:
                     changes[f] = getattr(cfg, f).replace(group=lanes)
             cfg = cfg.replace(**changes)
-        out.append(Design(f"bn_{name}", "bn", unit.__name__, name,
-                          partial(unit, cfg), {"lanes": lanes, "config": cfg.as_dict()}))
+        out.append(Design(f"bn_{name}", "bn", unit.__name__, name, partial(unit, cfg),
+                          bn_params(cfg)))
     return out
 
 

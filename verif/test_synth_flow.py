@@ -61,6 +61,36 @@ def _check_report(r, workdir):
     assert gates == {gate_of[c]: n for c, n in r["cells"].items()}
     assert isinstance(r["transistors"], int) and r["transistors"] > 0
     assert r["logic_depth"]["any"] >= 1
+    _check_contents(r)
+
+
+def _check_contents(r):
+    """Each block's cores + flip-flops outside them + the rest account for its cells and area."""
+    for name, b in r["blocks"].items():
+        c = b["contents"]
+        # Cell for cell: the cores' cells (times their count), the flip-flops and the rest
+        # are the block's cells.
+        cells = Counter(c["ff_cells"]) + Counter(c["rest_cells"])
+        for core in c["cores"]:
+            assert core["count"] >= 1
+            for k, n in core["cells_each"].items():
+                cells[k] += core["count"] * n
+            assert math.isclose(core["area_um2_each"], sum(liberty.CELL_AREAS[k] * n for k, n
+                                                           in core["cells_each"].items()))
+            assert math.isclose(core["area_um2"], core["count"] * core["area_um2_each"])
+            assert math.isclose(core["area_ge"], core["area_um2"] / 0.798)
+        assert dict(cells) == b["cells"], name
+        assert set(c["ff_cells"]) <= set(liberty.FLIP_FLOPS)
+        assert not set(c["rest_cells"]) & set(liberty.FLIP_FLOPS)
+        assert math.isclose(c["ff_area_um2"], sum(liberty.CELL_AREAS[k] * n
+                                                  for k, n in c["ff_cells"].items()))
+        assert math.isclose(c["rest_area_um2"], sum(liberty.CELL_AREAS[k] * n
+                                                    for k, n in c["rest_cells"].items()))
+        assert math.isclose(c["cores_area_um2"] + c["ff_area_um2"] + c["rest_area_um2"],
+                            b["area_um2"], rel_tol=1e-9), name
+        assert math.isclose(c["cores_ge"] + c["ff_ge"] + c["rest_ge"], b["area_ge"],
+                            rel_tol=1e-9), name
+        assert c["cores_ff_count"] + c["ff_count"] == b["ff_count"], name
 
 
 def test_registered_adder_report(tmp_path, lib):
@@ -154,15 +184,21 @@ def test_headline_ratios():
     def fake(name, blocks):
         b = {k: {"area_um2": v, "area_ge": v / 0.798} for k, v in blocks.items()}
         total = sum(blocks.values())
-        return {"group": "bn", "format": name, "area_um2": total, "area_ge": total / 0.798,
-                "blocks": b}
+        return {"name": f"bn_{name}", "group": "bn", "format": name, "area_um2": total,
+                "area_ge": total / 0.798, "ff_count": 0, "blocks": b}
     h = report.headline([fake("lightnorm", {"stats": 10.0, "recip": 30.0}),
                          fake("fp32_bn", {"stats": 40.0, "recip": 60.0}),
                          fake("bf16_bn", {"stats": 20.0, "recip": 60.0})])
     assert math.isclose(h["baselines"]["fp32_bn"]["ratio"], 0.4)
     assert math.isclose(h["baselines"]["bf16_bn"]["saving"], 0.5)
     assert math.isclose(h["blocks"]["stats"]["fp32_bn_saving"], 0.75)
-    assert report.headline([fake("lightnorm", {"stats": 1.0})]) is None
+    assert math.isclose(h["presets"]["lightnorm"]["area_ratio"]["bf16_bn"], 0.5)
+    # Only the main preset: its numbers, no ratios, the baselines listed as missing
+    # (verif/test_report.py covers the rest of the headline).
+    h = report.headline([fake("lightnorm", {"stats": 1.0})])
+    assert h["missing_baselines"] == ["fp32_bn", "bf16_bn"] and h["baselines"] == {}
+    assert h["presets"]["lightnorm"]["area_ratio"] == {"fp32_bn": None, "bf16_bn": None}
+    assert report.headline([]) is None
 
 
 def test_traffic_model_counts_stream_bits():
@@ -212,6 +248,17 @@ def test_shared_modules_give_the_full_netlist(tmp_path, lib):
         assert shared[key] == full[key], key
     assert {b: v["cells"] for b, v in shared["blocks"].items()} == \
         {b: v["cells"] for b, v in full["blocks"].items()}
+    # What each block contains: every lane block is one combinational FPAddSub core and
+    # nothing else; the 3 x lanes x width register bits are flip-flops of the top module.
+    assert {b: v["contents"] for b, v in shared["blocks"].items()} == \
+        {b: v["contents"] for b, v in full["blocks"].items()}
+    for l in range(lanes):
+        c = shared["blocks"][f"add_l{l}"]["contents"]
+        assert [(k["label"], k["count"]) for k in c["cores"]] == [("FPAddSub E5M2 s0", 1)]
+        assert c["cores"][0]["unit"] == "FPAddSub" and c["cores"][0]["stages"] == 0
+        assert c["ff_count"] == 0 and c["rest_area_um2"] == 0
+    top = shared["blocks"][designs.TOP_BLOCK]["contents"]
+    assert top["cores"] == [] and top["ff_count"] == 3 * lanes * E5M2.width
     # The depth counter flattens the shared hierarchy in Python; Yosys' own flatten of the same
     # mapped netlist gives the same cells and the same depths.
     work = str(tmp_path / "dedup1")
