@@ -494,7 +494,10 @@ def _sum(ops, cfg, direction, terms, term_fmt):
     acc = cfg.fwd_acc_fmt if direction == "forward" else cfg.bwd_acc_fmt
     W = cfg.fwd_sum_fmt if direction == "forward" else cfg.bwd_sum_fmt
     total = _seq_accumulate(ops, W, ops.cv(term_fmt, terms, W))
-    return total, ops.cv(W, total, acc)
+    phase, ops.phase = ops.phase, direction[:3].replace("for", "fwd").replace("bac", "bwd") + "_final"
+    rounded = ops.cv(W, total, acc)            # on the scalar sequencer, after the pass
+    ops.phase = phase
+    return total, rounded
 
 
 def _forward_finalize(ops, cfg, gamma, beta, mu, s):

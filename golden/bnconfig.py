@@ -14,7 +14,7 @@ from .formats import FloatFormat, BfpFormat, FP32, BF16, FP10_154, FP10_163, ROU
 
 __all__ = ["ALGORITHMS", "GRADIENTS", "BNConfig", "LIGHTNORM", "LIGHTNORM_RNE",
            "LIGHTNORM_WIDE", "FP32_BN", "BF16_BN", "BN_PRESETS", "BF16_ACC", "FP32_ACC",
-           "sum_format"]
+           "sum_format", "policy_between"]
 
 #: Forward algorithms: range BN (sigma from chunk max - min) or the conventional two-moment BN.
 ALGORITHMS = ("range", "conventional")
@@ -65,6 +65,25 @@ def sum_format(acc, max_m):
 
 def _max_value(fmt):
     return float(fp.decode(fmt, fmt.max_finite))
+
+
+def policy_between(r, low, high, subnormals=True):
+    """A random format holding ``low`` and held by ``high`` (random config generators).
+
+    ``r`` is a ``numpy.random.Generator``; exponent and mantissa widths are drawn uniformly
+    between those of ``low`` and ``high`` (``low`` must be held by ``high``).
+    """
+    return FloatFormat(int(r.integers(low.exp_bits, high.exp_bits + 1)),
+                       int(r.integers(low.man_bits, high.man_bits + 1)), subnormals=subnormals)
+
+
+def _widen_for_sums(acc, terms):
+    """``acc`` with the fewest extra exponent bits so that ``n`` terms of each FloatFormat in
+    ``terms`` (``[(fmt, n), ...]``) sum without overflow (the rule __post_init__ checks)."""
+    need = max(n * _max_value(t) for t, n in terms)
+    while _max_value(acc) < need:
+        acc = acc.replace(exp_bits=acc.exp_bits + 1)
+    return acc
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,11 @@ class BNConfig:
                  ("bwd_acc_fmt", "bwd_op_fmt"), ("bwd_acc_fmt", "bwd_const_fmt"))
         for big, small in rules:
             fb, fs = self.fmt(big), self.fmt(small)
+            # A policy field left None is its accumulator format: name the field that is set.
+            big = _POLICY_FIELDS[big] if getattr(self, big) is None else big
+            small = _POLICY_FIELDS[small] if getattr(self, small) is None else small
+            if big == small:
+                continue
             if not _holds(fb, fs):
                 raise ValueError(f"{big} ({fb.name}) must hold every value of {small} "
                                  f"({fs.name}) exactly: at least as many exponent and mantissa "

@@ -440,7 +440,7 @@ def test_inference_matches_forward_last_pass(cfg):
     ``inference_constants`` make an inference command reproduce the forward y bit for bit."""
     x, _, gamma, beta = layer(shape=(2, 10, 4, 4), seed=15)
     fwd = bn.forward(cfg, x, gamma, beta)
-    A = cfg.fwd_acc_fmt
+    A = cfg.fwd_const              # mu, s, a, b are constant-format (C) words
     # what a host has: the result beats' r0 (mu) and r2 (s) words
     res = [bn.parse_result_beat(cfg, v) for v in bn.result_beats(cfg, fwd).ravel()][:10]
     mu = fp.decode(A, np.array([r["r0"] for r in res], dtype=A.dtype))
@@ -456,7 +456,7 @@ def test_inference_matches_forward_last_pass(cfg):
                           bn.command_beats(cfg, "inference", m, a=fwd.stats["a"],
                                            b=fwd.stats["b"])[:, 1:])
     # the float64 shortcut a = gamma*s, b = beta - gamma*mu*s rounds differently
-    if cfg.fwd_acc_fmt.man_bits < 23:
+    if cfg.fwd_const.man_bits < 23:
         naive = bn.inference(cfg, x, gamma * fwd.s, beta - gamma * fwd.mu * fwd.s)
         assert not np.array_equal(naive.a_bits, fwd.stats["a"]) or \
             not np.array_equal(naive.b_bits, fwd.stats["b"])
@@ -490,9 +490,9 @@ def test_command_beats_take_the_result_inputs():
         bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "amin": None})
     with pytest.raises(ValueError, match="not a position"):
         bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "amax": bwd.inputs["amax"] + m})
-    with pytest.raises(ValueError, match="not a 18-bit e6m11_rtz word"):
-        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "s": bwd.inputs["s"] + (1 << 18)})
-    with pytest.raises(TypeError, match="integer array of e5m12_rtz words"):
+    with pytest.raises(ValueError, match="not a 19-bit e7m11_rtz word"):
+        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "s": bwd.inputs["s"] + (1 << 19)})
+    with pytest.raises(TypeError, match="integer array of e6m12_rtz words"):
         bn.command_beats(cfg, "forward", m, gamma=np.ones(8), beta=fwd.beta_bits)
     with pytest.raises(ValueError, match="mode must be one of 'forward', 'backward', "
                                          "'inference', not 1"):
@@ -506,19 +506,24 @@ def test_command_beats_take_the_result_inputs():
 
 
 def test_op_counts_per_element():
+    """The policy is visible in the counts: streaming ops in P / PB, sums in W / WB, the
+    per-channel arithmetic in A / AB (LIGHTNORM: P = F = E5M4, PB = E6M4)."""
     ln = bn.op_counts(LIGHTNORM, m=64)
     acc, data = LIGHTNORM.fwd_acc_fmt.name, LIGHTNORM.fwd_fmt.name
-    assert ln["fwd_pass1"][f"add {acc}"] == 1
+    w, wb = LIGHTNORM.fwd_sum_fmt.name, LIGHTNORM.bwd_sum_fmt.name
+    assert ln["fwd_pass1"][f"add {w}"] == 1
     assert ln["fwd_pass1"][f"max {data}"] == 1 and ln["fwd_pass1"][f"min {data}"] == 1
-    assert ln["fwd_pass2"][f"mul {acc}"] == 1 and ln["fwd_pass2"][f"add {acc}"] == 1
+    assert ln["fwd_pass2"][f"mul {data}"] == 1 and ln["fwd_pass2"][f"add {data}"] == 1
     assert ln["fwd_final"][f"div {acc}"] == 1
+    assert ln["fwd_final"][f"add {w}"] == 2 * LIGHTNORM.chunks
     assert "sqrt" not in str(ln)
-    bacc = LIGHTNORM.bwd_acc_fmt.name
-    assert ln["bwd_pass1"][f"add {bacc}"] == 2 and ln["bwd_pass1"][f"mul {bacc}"] == 2
-    assert ln["bwd_pass2"][f"mul {bacc}"] == 1 and ln["bwd_pass2"][f"sub {bacc}"] == 1
+    pb = LIGHTNORM.bwd_op.name
+    assert ln["bwd_pass1"][f"add {wb}"] == 2 and ln["bwd_pass1"][f"mul {pb}"] == 2
+    assert ln["bwd_pass2"][f"mul {pb}"] == 1 and ln["bwd_pass2"][f"sub {pb}"] == 1
     conv = bn.op_counts(FP32_BN, m=16)
-    assert conv["fwd_final"]["sqrt e8m23"] == 1
-    assert conv["fwd_pass2"] == {"sub e8m23": 1, "mul e8m23": 1, "add e8m23": 1}
+    assert conv["fwd_final"]["sqrt e9m23"] == 1
+    assert conv["fwd_pass2"] == {"sub e8m23": 1, "mul e8m23": 1, "add e9m42": 1,
+                                 "convert e8m23->e9m42": 1}
 
 
 def _bfp_for(fmt, lanes, rounding):
@@ -534,9 +539,10 @@ def test_other_configs_run_and_stay_close(lanes, chunks, fwd, bwd, rounding, sub
     """Lane counts, chunk counts, formats, FTZ and rounding other than the presets'."""
     F = FloatFormat(*fwd, subnormals=subnormals)
     B = FloatFormat(*bwd, subnormals=subnormals)
-    A = FloatFormat(fwd[0], fwd[1] + 8, subnormals=subnormals)
-    AB = FloatFormat(max(fwd[0], bwd[0]), max(fwd[1], bwd[1]) + 8, subnormals=subnormals)
-    cfg = BNConfig(grad=grad, fwd_fmt=F, bwd_fmt=B, fwd_acc_fmt=A, bwd_acc_fmt=AB,
+    # two more exponent bits than the data: no sum of max_m = 1024 terms overflows
+    A = FloatFormat(fwd[0] + 2, fwd[1] + 8, subnormals=subnormals)
+    AB = FloatFormat(max(fwd[0], bwd[0]) + 2, max(fwd[1], bwd[1]) + 8, subnormals=subnormals)
+    cfg = BNConfig(grad=grad, fwd_fmt=F, bwd_fmt=B, fwd_acc_fmt=A, bwd_acc_fmt=AB, max_m=1024,
                    x_bfp=_bfp_for(F, lanes, rounding), y_bfp=_bfp_for(F, lanes, rounding),
                    dy_bfp=_bfp_for(B, lanes, rounding), dx_bfp=_bfp_for(B, lanes, rounding),
                    lanes=lanes, chunks=chunks, rounding=rounding, eps=1e-3)
