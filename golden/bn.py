@@ -500,16 +500,15 @@ def _sum(ops, cfg, direction, terms, term_fmt):
     return total, rounded
 
 
-def _forward_finalize(ops, cfg, gamma, beta, mu, s):
+def _forward_finalize(ops, cfg, gamma, beta, mu_c, s):
     """Finalize steps 3-4 after s: ``s, a, b`` rounded into C (docs/bn-spec.md section 4).
 
-    ``mu`` and ``s`` are A words; returns C words ``mu_c, s_c, a_c, b_c``.
+    ``mu_c`` is the C word of the mean, ``s`` an A word; returns C words ``s_c, a_c, b_c``.
     """
     A, C = cfg.fwd_acc_fmt, cfg.fwd_const
-    mu_c = ops.cv(A, mu, C)
     s_c = ops.cv(A, s, C)
     a, b = _affine(ops, A, gamma, beta, ops.cv(C, mu_c, A), ops.cv(C, s_c, A), C)
-    return mu_c, s_c, a, b
+    return s_c, a, b
 
 
 def forward_stream(cfg, x, gamma, beta, ops=None):
@@ -552,6 +551,7 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
 
     ops.phase = "fwd_final"
     mu = ops("mul", A, total, inv_m)
+    mu_c = ops.cv(A, mu, C)
     if cfg.algorithm == "range":
         # chunk order, max and min: two sums of K terms in W on the sequencer
         _, sums = _sum(ops, cfg, "forward", np.stack([mx, mn], axis=1), F)
@@ -560,7 +560,6 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
         spread = rng
         den = ops("add", A, sig, eps)
     else:
-        mu_c = ops.cv(A, mu, C)
         ops.phase = "fwd_pass2"
         d = ops("sub", P, ops.cv(F, x, P), ops.cv(C, mu_c, P))
         _, vsum = _sum(ops, cfg, "forward", ops("mul", P, d, d), P)
@@ -572,7 +571,7 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     s = ops("div", A, one, den)
     # Zero-spread rule: a constant channel gets s = +0, i.e. x_hat = 0, y = beta, dx = 0.
     s = np.where(_is_zero(A, spread), 0, s).astype(A.dtype)
-    mu_c, s_c, a_c, b_c = _forward_finalize(ops, cfg, gamma, beta, mu, s)
+    s_c, a_c, b_c = _forward_finalize(ops, cfg, gamma, beta, mu_c, s)
 
     ops.phase = "fwd_pass2" if cfg.algorithm == "range" else "fwd_pass3"
     y_acc = _affine_pass(ops, cfg, x, a_c, b_c)
@@ -659,7 +658,8 @@ def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
                              f"{amin.shape}")
 
     # The datapath's mu and s: the command words rounded once into CB (exact for the forward
-    # results of a config whose CB holds C).
+    # results of a config whose CB holds C); per channel, counted with the finalize ops.
+    ops.phase = "bwd_final"
     mu_c, s_c = ops.cv(AB, mu, CB), ops.cv(AB, s, CB)
     ops.phase = "bwd_pass1"
     xpb = ops.cv(F, x, PB)

@@ -739,3 +739,16 @@ def test_bn_random_configs(seed):
     dout, res, _ = run_pysim(cfg, phase, seed)
     check_beats(f"dout ({cfg})", phase["dout"], dout)
     check_beats(f"res ({cfg})", phase["res"], res)
+
+
+def test_bn_lightnorm_large_m():
+    """LIGHTNORM (G = 8) at m = 16384 on the HDL simulator: one forward and one backward
+    command of normal data (random scale and offset), bit for bit against the golden model -- the sums in the wide
+    format W (and their single rounding on the sequencer) at a length where the old
+    sequential-in-A sums had stagnated (mu at 0.95 of the mean already at m = 2048)."""
+    cfg = BN_PRESETS["lightnorm"]
+    rng = np.random.default_rng(21)
+    commands = commands_for(cfg, rng, (1, 8, 128, 128), "normal", ("forward", "backward"))
+    verdict = run_bn(cfg, "lightnorm", [make_phase(cfg, commands, 0.0)])
+    print("\n".join(summary(verdict)))
+    assert not cycle_problems(cfg, verdict), cycle_problems(cfg, verdict)
