@@ -14,7 +14,7 @@ from .formats import FloatFormat, BfpFormat, FP32, BF16, FP10_154, FP10_163, ROU
 
 __all__ = ["ALGORITHMS", "GRADIENTS", "BNConfig", "LIGHTNORM", "LIGHTNORM_RNE",
            "LIGHTNORM_WIDE", "FP32_BN", "BF16_BN", "BN_PRESETS", "BF16_ACC", "FP32_ACC",
-           "sum_format", "policy_between"]
+           "sum_format", "policy_between", "lightnorm_policy"]
 
 #: Forward algorithms: range BN (sigma from chunk max - min) or the conventional two-moment BN.
 ALGORITHMS = ("range", "conventional")
@@ -380,6 +380,28 @@ class BNConfig:
             v = self.fmt(f.name)
             out[f.name] = v.name if isinstance(v, (FloatFormat, BfpFormat)) else v
         return out
+
+
+def lightnorm_policy(base, fwd_fmt=None, bwd_fmt=None, acc_extra=(8, 8), **changes):
+    """``base`` with LIGHTNORM's precision policy for (possibly new) data formats.
+
+    Streaming ops and constants in the data formats (forward P = C = F; backward PB = CB = the
+    smallest format holding F and B), accumulators with ``acc_extra`` = (forward, backward)
+    more mantissa bits than F resp. B (at least PB's) and the smallest exponent with which no sum of
+    ``max_m`` terms overflows.  For sweeps over data formats (study, synthesis sweeps):
+    ``LIGHTNORM.replace(fwd_fmt=...)`` alone keeps LIGHTNORM's E5M4 op formats and is refused.
+    """
+    probe = base.replace(**changes) if changes else base
+    F = (fwd_fmt or probe.fwd_fmt).replace(rounding="rne")
+    B = (bwd_fmt or probe.bwd_fmt).replace(rounding="rne")
+    sub = F.subnormals
+    FB = FloatFormat(max(F.exp_bits, B.exp_bits), max(F.man_bits, B.man_bits), subnormals=sub)
+    n, k = probe.max_m, probe.chunks
+    A = _widen_for_sums(F.replace(man_bits=F.man_bits + acc_extra[0]), [(F, n), (F, k)])
+    AB = _widen_for_sums(FB.replace(man_bits=max(FB.man_bits, B.man_bits + acc_extra[1])),
+                         [(B, n), (FB, n)])
+    return base.replace(fwd_fmt=F, bwd_fmt=B, fwd_op_fmt=F, fwd_const_fmt=F, bwd_op_fmt=FB,
+                        bwd_const_fmt=FB, fwd_acc_fmt=A, bwd_acc_fmt=AB, **changes)
 
 
 # -- presets ------------------------------------------------------------------------------------
