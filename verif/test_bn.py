@@ -499,7 +499,7 @@ def cycle_problems(cfg, verdict):
     return bad
 
 
-@pytest.mark.parametrize("preset", ["lightnorm", "lightnorm_rne", "fp32_bn", "bf16_bn"])
+@pytest.mark.parametrize("preset", list(BN_PRESETS))
 def test_bn_presets(preset):
     """The presets at full size (G = 8): every layer of LAYERS (ICARUS_LAYERS on Icarus) back
     to back, without pauses (cycles checked against the model of docs/interface.md) and with
