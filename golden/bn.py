@@ -1,8 +1,10 @@
 """Bit-exact golden model of the BN unit: forward, backward and inference, per docs/bn-spec.md.
 
 Every arithmetic step is one call of :mod:`lightnorm.golden.fp` (or :mod:`lightnorm.golden.bfp`
-for the stream codecs) in the format the spec names, in the spec's order; accumulations are
-sequential loops over positions exactly as the hardware streams them.  The RTL in ``rtl/bn/``
+for the stream codecs) in the format the spec's precision policy names (op formats P / PB per
+element, accumulator formats A / AB per channel, constants rounded into C / CB); sums are
+sequential loops over positions, exactly as the hardware streams them, in the wide sum format
+W / WB and rounded once into the accumulator format (docs/bn-spec.md, "Sums").  The RTL in ``rtl/bn/``
 must reproduce these bits.
 
 Two levels of API:
@@ -759,7 +761,7 @@ class ForwardResult:
     y_beats : ndarray of object (ngroups, m)
         Data-out payloads.
     stats : dict
-        ``fwd_acc_fmt`` words (Cp,): ``mu, sig, s, a, b``.
+        (Cp,) words: ``mu, s, a, b`` in ``fwd_const`` (C), ``sig`` in ``fwd_acc_fmt``.
     amax, amin : ndarray (Cp, K) or None
     mu, sig, s : ndarray (C,) float64
     inputs : dict
@@ -858,7 +860,7 @@ class InferenceResult:
         Exact values of the output stream.
     y_beats, x_beats : ndarray of object (ngroups, m)
     a_bits, b_bits : ndarray (Cp,)
-        ``fwd_acc_fmt`` command words (padding lanes 0).
+        ``fwd_const`` command words (padding lanes 0).
     inputs : dict
         ``a``, ``b`` (= a_bits, b_bits): the keywords of :func:`command_beats`
         (``command_beats(cfg, "inference", m, **inf.inputs)``).
@@ -934,7 +936,7 @@ def backward_inputs(cfg, fwd, gamma):
     dict
         Exactly the keywords :func:`command_beats` takes for ``"backward"``: ``gamma``, ``mu``,
         ``s`` (``bwd_acc_fmt`` words, (Cp,), padding lanes 0; mu and s are the forward results
-        converted once with ``fp.convert(fwd_acc_fmt -> bwd_acc_fmt)``) and ``amax``, ``amin``
+        converted once with ``fp.convert(fwd_const -> bwd_acc_fmt)``) and ``amax``, ``amin``
         ((Cp, K) positions for grad ``"range"``, else None: the command has no position fields).
     """
     if fwd.cfg != cfg:
@@ -993,9 +995,10 @@ def inference_constants(cfg, gamma, beta, mu, s):
 
     The result stream of a forward command carries ``mu, sig, s`` but not ``a, b``; this is the
     unit's own finalize step 4, in ``fwd_acc_fmt`` with one rounding per operation
-    (``fp.mul``, ``fp.sub``), so :func:`inference` with these a, b on the same x gives the
-    forward command's y bit for bit.  Like every layer-level function it takes and returns
-    float64 values; each input is rounded once into ``fwd_acc_fmt`` (``fp.encode``).
+    (``fp.mul``, ``fp.sub``) and a, b rounded into ``fwd_const`` (C) as the unit does, so
+    :func:`inference` with these a, b on the same x gives the forward command's y bit for bit.
+    Like every layer-level function it takes and returns float64 values; gamma, beta are
+    rounded once into ``fwd_acc_fmt``, mu, s into ``fwd_const`` (``fp.encode``).
 
     Parameters
     ----------
@@ -1003,15 +1006,15 @@ def inference_constants(cfg, gamma, beta, mu, s):
     gamma, beta : array (C,)
         float64 parameters (rounded as :func:`forward` rounds them).
     mu, s : array (C,)
-        float64 statistics.  The forward results are ``fwd_acc_fmt`` values, so these round
-        exactly: ``fwd.mu``, ``fwd.s``, or ``fp.decode(cfg.fwd_acc_fmt, w)`` of the ``r0`` and
+        float64 statistics.  The forward results are ``fwd_const`` values, so these round
+        exactly: ``fwd.mu``, ``fwd.s``, or ``fp.decode(cfg.fwd_const, w)`` of the ``r0`` and
         ``r2`` words of the result beats (``parse_result_beat``).  Running statistics work the
         same way: the mean and ``1/sqrt(var + eps)`` (range BN: ``1/(sigma_hat + eps)``).
 
     Returns
     -------
     dict
-        ``a``, ``b``: float64 (C,), the exact values of ``fwd_acc_fmt`` words (so
+        ``a``, ``b``: float64 (C,), the exact values of ``fwd_const`` words (so
         :func:`inference` rounds them exactly): ``inference(cfg, x, **inference_constants(...))``.
     """
     A, C = cfg.fwd_acc_fmt, cfg.fwd_const
@@ -1035,8 +1038,8 @@ def inference(cfg, x, a, b):
     x : array (N, C, H, W)
         Activations (float64), rounded into ``fwd_fmt`` and ``x_bfp`` as in :func:`forward`.
     a, b : array (C,)
-        float64 values, rounded once into ``fwd_acc_fmt`` (``fp.encode``): the command carries
-        them as ``fwd_acc_fmt`` words (``a_bits``, ``b_bits``; bn-spec section 4).  For the
+        float64 values, rounded once into ``fwd_const`` (``fp.encode``): the command carries
+        them as ``fwd_const`` words (``a_bits``, ``b_bits``; bn-spec section 4).  For the
         forward pass's own a, b use :func:`inference_constants`.  Padding lanes get 0.
 
     Returns
@@ -1100,7 +1103,7 @@ def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=Non
     gamma, mu, s : array (Cp,)
         backward: ``bwd_acc_fmt`` words (slots p0, p1, p2), e.g. from :func:`backward_inputs`.
     a, b : array (Cp,)
-        inference: ``fwd_acc_fmt`` words (slots p0, p1), e.g. ``InferenceResult.inputs``.
+        inference: ``fwd_const`` (C) words (slots p0, p1), e.g. ``InferenceResult.inputs``.
     amax, amin : array (Cp, K), optional
         backward with grad ``"range"`` (required there): chunk argmax/argmin positions, each in
         ``0 .. m-1``.  Must be None when the command has no position fields.
@@ -1249,7 +1252,7 @@ def op_counts(cfg, m=256, seed=0):
     Returns
     -------
     dict
-        ``{phase: {"op fmt": count}}``, e.g. ``{"fwd_pass1": {"add e5m12_rtz": 1.0, ...}}``.
+        ``{phase: {"op fmt": count}}``, e.g. ``{"fwd_pass1": {"add e6m31_rtz": 1.0, ...}}``.
         Exact conversions between formats are listed as ``convert``; ``bfp_encode`` is the
         output rounding per element.
     """
