@@ -551,7 +551,9 @@ def random_hdl_config(seed, lanes):
 
     Data formats E3..E8 with 1..7 mantissa bits (BNConfig takes any FloatFormat; wider
     mantissas only make the unit bigger), accumulators with 0..1 more exponent and 0..8 more
-    mantissa bits (and the backward accumulator also holding the forward data format),
+    mantissa bits (and the backward accumulator also holding the forward data format), a
+    precision policy between them (:func:`random_policy`: op and constant formats, the
+    accumulator exponents widened until no sum of max_m terms overflows),
     subnormals kept or flushed (FTZ) throughout, BFP (group G, magnitude 2..precision+1 bits)
     or plain words per tensor, K 1..8, algorithm, gradient form, rounding, eps, max_m and every
     pipeline depth.  The discrete choices that matter most cycle with ``seed`` so that any four
