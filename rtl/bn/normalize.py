@@ -31,7 +31,7 @@ consume the pipeline output internally (``stats``/``range`` blocks); ``Y``/``DX`
 to ``dout``.
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Value, unsigned
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream
 
 from lightnorm.rtl.pipeline import Pipeline
@@ -111,14 +111,30 @@ class Normalize(Elaboratable):
 
         # The constants the datapath uses: forward mu, a, b are C words from the sequencer
         # (inference: a, b from the command), backward a, c0, c1 | c0p, c0m CB words from the
-        # sequencer; the backward command's mu and s (AB words) are rounded into CB here, one
-        # converter each per lane (combinational on the command registers, off the stream
-        # path).  All of them enter the op formats P / PB exactly (P holds C, PB holds CB).
+        # sequencer; the backward command's mu and s (AB words) are rounded into CB as they
+        # arrive (below).  All of them enter the op formats P / PB exactly (P holds C, PB
+        # holds CB).
         share = P == PB
         for l in range(G):
             v[f"xa{l}"] = fp_convert(m, f"cv_x_p_l{l}", F, P, v[f"x{l}"])
             v[f"xb{l}"] = fp_convert(m, f"cv_x_pb_l{l}", F, PB, v[f"x{l}"])
             v[f"dyb{l}"] = fp_convert(m, f"cv_dy_pb_l{l}", B, PB, v[f"dy{l}"])
+        # The backward command's mu and s rounded into CB once, as its lane beats arrive: one
+        # shared converter per word on the command stream, a CB register per lane (instead of
+        # two converters per lane on the stored AB words).
+        if AB == CB:
+            mu_cb = [ctl.p1[l][:AB.width] for l in range(G)]
+            s_cb = [ctl.p2[l][:AB.width] for l in range(G)]
+        else:
+            CW = cfg.const_width
+            beat = ctl.cmd.payload
+            in_mu = fp_convert(m, "cv_cmd_mu_cb", AB, CB, beat[CW:CW + AB.width])
+            in_s = fp_convert(m, "cv_cmd_s_cb", AB, CB, beat[2 * CW:2 * CW + AB.width])
+            mu_cb = [Signal(CB.width, name=f"mu_cb_l{l}", reset_less=True) for l in range(G)]
+            s_cb = [Signal(CB.width, name=f"s_cb_l{l}", reset_less=True) for l in range(G)]
+            for l in range(G):
+                with m.If(ctl.load_lane & (ctl.load_index == l)):
+                    m.d.sync += [mu_cb[l].eq(in_mu), s_cb[l].eq(in_s)]
         cst = {}
         for l in range(G):
             def fwd_c(name, value):
@@ -131,8 +147,8 @@ class Normalize(Elaboratable):
             cst[f"mu_f{l}"] = fwd_c("mu", vals["mu_c"][l])
             cst[f"a_f{l}"] = fwd_c("a", Mux(infer, ctl.p0[l][:C.width], vals["a_c"][l]))
             cst[f"b_f{l}"] = fwd_c("b", Mux(infer, ctl.p1[l][:C.width], vals["b_c"][l]))
-            cst[f"mu_b{l}"] = bwd_c("mu", ctl.p1[l][:AB.width], AB)
-            cst[f"s_b{l}"] = bwd_c("s", ctl.p2[l][:AB.width], AB)
+            cst[f"mu_b{l}"] = bwd_c("mu", mu_cb[l])
+            cst[f"s_b{l}"] = bwd_c("s", s_cb[l])
             cst[f"a_b{l}"] = bwd_c("a", vals["a_bc"][l])
             cst[f"c0_b{l}"] = bwd_c("c0", vals["c0_c"][l])
             if cfg.grad == "bn":
