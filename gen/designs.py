@@ -114,7 +114,7 @@ def describe_bn(cfg):
     from lightnorm.golden.formats import FloatFormat
     out = {}
     for key, value in cfg.as_dict().items():
-        raw = getattr(cfg, key)
+        raw = cfg.fmt(key)           # a precision-policy field left None: its effective format
         if isinstance(raw, FloatFormat):
             value = {"name": raw.name, **_float(raw)}
         elif isinstance(raw, BfpFormat):
@@ -126,4 +126,7 @@ def describe_bn(cfg):
         "m_bits", "r_bits", "const_width", "positions_width", "header_width", "lane_width",
         "cmd_width", "din_width", "dout_width", "result_width", "forward_passes")}
     out["derived"]["tensor_width"] = {t: cfg.tensor_width(t) for t in ("x", "y", "dy", "dx")}
+    # the wide internal formats of the sums (docs/bn-spec.md, "Sums")
+    out["derived"]["sum_formats"] = {k: {"name": f.name, **_float(f)} for k, f in (
+        ("fwd", cfg.fwd_sum_fmt), ("bwd", cfg.bwd_sum_fmt))}
     return out

@@ -1,8 +1,10 @@
 """Bit-exact golden model of the BN unit: forward, backward and inference, per docs/bn-spec.md.
 
 Every arithmetic step is one call of :mod:`lightnorm.golden.fp` (or :mod:`lightnorm.golden.bfp`
-for the stream codecs) in the format the spec names, in the spec's order; accumulations are
-sequential loops over positions exactly as the hardware streams them.  The RTL in ``rtl/bn/``
+for the stream codecs) in the format the spec's precision policy names (op formats P / PB per
+element, accumulator formats A / AB per channel, constants rounded into C / CB); sums are
+sequential loops over positions, exactly as the hardware streams them, in the wide sum format
+W / WB and rounded once into the accumulator format (docs/bn-spec.md, "Sums").  The RTL in ``rtl/bn/``
 must reproduce these bits.
 
 Two levels of API:
@@ -483,6 +485,34 @@ def _is_zero(fmt, bits):
     return (np.asarray(bits).astype(np.int64) & (fmt.sign_mask - 1)) == 0
 
 
+def _sum(ops, cfg, direction, terms, term_fmt):
+    """A sum of the unit (docs/bn-spec.md, "Sums"): sequential over axis 0 in the wide format W.
+
+    The terms (``term_fmt`` words, held exactly by W) are converted into W = ``sum_format(acc)``,
+    added one per position in stream order from +0 (``acc = add_W(acc, term)``, the stats
+    block's loop) and the complete sum is rounded ONCE into the accumulator format (the
+    sequencer's ``convert`` step).  Returns ``(sum in W, sum in acc)``.
+    """
+    acc = cfg.fwd_acc_fmt if direction == "forward" else cfg.bwd_acc_fmt
+    W = cfg.fwd_sum_fmt if direction == "forward" else cfg.bwd_sum_fmt
+    total = _seq_accumulate(ops, W, ops.cv(term_fmt, terms, W))
+    phase, ops.phase = ops.phase, direction[:3].replace("for", "fwd").replace("bac", "bwd") + "_final"
+    rounded = ops.cv(W, total, acc)            # on the scalar sequencer, after the pass
+    ops.phase = phase
+    return total, rounded
+
+
+def _forward_finalize(ops, cfg, gamma, beta, mu_c, s):
+    """Finalize steps 3-4 after s: ``s, a, b`` rounded into C (docs/bn-spec.md section 4).
+
+    ``mu_c`` is the C word of the mean, ``s`` an A word; returns C words ``s_c, a_c, b_c``.
+    """
+    A, C = cfg.fwd_acc_fmt, cfg.fwd_const
+    s_c = ops.cv(A, s, C)
+    a, b = _affine(ops, A, gamma, beta, ops.cv(C, mu_c, A), ops.cv(C, s_c, A), C)
+    return s_c, a, b
+
+
 def forward_stream(cfg, x, gamma, beta, ops=None):
     """Forward (training) pass of the unit on stream bit patterns (docs/bn-spec.md section 4).
 
@@ -499,14 +529,14 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     Returns
     -------
     dict
-        ``y_acc`` (m, Cp) ``fwd_acc_fmt`` words before the output rounding; per lane (Cp,)
-        ``fwd_acc_fmt`` words ``sum, mu, sig, s, a, b``; ``amax, amin`` (Cp, K) int64 positions
-        or None; ``consts`` (the host constants).
+        ``y_acc`` (m, Cp) op-format (P) words before the output rounding; per lane (Cp,)
+        ``sum, sig`` (A words), ``mu, s, a, b`` (C words: the constants the unit stores and
+        uses), ``amax, amin`` (Cp, K) int64 positions or None; ``consts`` (host constants).
     """
     if not isinstance(cfg, BNConfig):
         raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
     ops = ops or _Ops()
-    F, A = cfg.fwd_fmt, cfg.fwd_acc_fmt
+    F, A, P, C = cfg.fwd_fmt, cfg.fwd_acc_fmt, cfg.fwd_op, cfg.fwd_const
     x = np.asarray(x).astype(F.dtype)
     m = check_m(cfg, x.shape[0])
     k = host_constants(cfg, m, "forward")
@@ -515,8 +545,7 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     beta = np.asarray(beta).astype(A.dtype)
 
     ops.phase = "fwd_pass1"
-    xa = ops.cv(F, x, A)                                       # exact (A holds F): wiring
-    total = _seq_accumulate(ops, A, xa)
+    _, total = _sum(ops, cfg, "forward", x, F)
     amax = amin = None
     if cfg.algorithm == "range":
         starts, lengths = chunk_layout(cfg, m)
@@ -524,17 +553,18 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
 
     ops.phase = "fwd_final"
     mu = ops("mul", A, total, inv_m)
+    mu_c = ops.cv(A, mu, C)
     if cfg.algorithm == "range":
-        ext = ops.cv(F, np.stack([mx, mn], axis=1), A)          # (K, 2, Cp)
-        sums = _seq_accumulate(ops, A, ext)                     # chunk order; max and min
+        # chunk order, max and min: two sums of K terms in W on the sequencer
+        _, sums = _sum(ops, cfg, "forward", np.stack([mx, mn], axis=1), F)
         rng = ops("sub", A, sums[0], sums[1])
         sig = ops("mul", A, rng, ck)
         spread = rng
         den = ops("add", A, sig, eps)
     else:
         ops.phase = "fwd_pass2"
-        d = ops("sub", A, xa, mu)
-        vsum = _seq_accumulate(ops, A, ops("mul", A, d, d))
+        d = ops("sub", P, ops.cv(F, x, P), ops.cv(C, mu_c, P))
+        _, vsum = _sum(ops, cfg, "forward", ops("mul", P, d, d), P)
         ops.phase = "fwd_final"
         sig = ops("mul", A, vsum, inv_m)
         spread = vsum
@@ -543,31 +573,45 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     s = ops("div", A, one, den)
     # Zero-spread rule: a constant channel gets s = +0, i.e. x_hat = 0, y = beta, dx = 0.
     s = np.where(_is_zero(A, spread), 0, s).astype(A.dtype)
-    a, b = _affine(ops, A, gamma, beta, mu, s)
+    s_c, a_c, b_c = _forward_finalize(ops, cfg, gamma, beta, mu_c, s)
 
     ops.phase = "fwd_pass2" if cfg.algorithm == "range" else "fwd_pass3"
-    y_acc = ops("add", A, ops("mul", A, a, xa), b)
-    return {"y_acc": y_acc, "sum": total, "mu": mu, "sig": sig, "s": s, "a": a, "b": b,
+    y_acc = _affine_pass(ops, cfg, x, a_c, b_c)
+    return {"y_acc": y_acc, "sum": total, "mu": mu_c, "sig": sig, "s": s_c, "a": a_c, "b": b_c,
             "amax": amax, "amin": amin, "consts": k}
 
 
-def _affine(ops, A, gamma, beta, mu, s):
-    """bn-spec section 4, finalize step 4: ``a = gamma*s``, ``b = beta - mu*a`` in ``A``."""
+def _affine(ops, A, gamma, beta, mu, s, C=None):
+    """bn-spec section 4, finalize step 4: ``a = gamma*s``, ``b = beta - mu*a`` in ``A``.
+
+    With a constant format ``C``, ``a`` is rounded into C before ``b`` uses it (the unit keeps
+    and uses the C word) and both results are C words.
+    """
     a = ops("mul", A, gamma, s)
-    return a, ops("sub", A, beta, ops("mul", A, mu, a))
+    if C is None:
+        return a, ops("sub", A, beta, ops("mul", A, mu, a))
+    a_c = ops.cv(A, a, C)
+    b = ops("sub", A, beta, ops("mul", A, mu, ops.cv(C, a_c, A)))
+    return a_c, ops.cv(A, b, C)
+
+
+def _affine_pass(ops, cfg, x, a, b):
+    """The Y pass: ``y = add_P(mul_P(a, x), b)`` with the C words a, b (P holds F and C)."""
+    F, P, C = cfg.fwd_fmt, cfg.fwd_op, cfg.fwd_const
+    return ops("add", P, ops("mul", P, ops.cv(C, a, P), ops.cv(F, x, P)), ops.cv(C, b, P))
 
 
 def inference_stream(cfg, x, a, b, ops=None):
-    """Inference pass: ``y = add(mul(a, x), b)`` in ``fwd_acc_fmt``; returns y_acc (m, Cp)."""
+    """Inference pass: ``y = add_P(mul_P(a, x), b)`` with ``fwd_const`` (C) words a, b.
+
+    Returns y_acc (m, Cp), op-format (P) words before the output rounding.
+    """
     ops = ops or _Ops()
-    F, A = cfg.fwd_fmt, cfg.fwd_acc_fmt
+    F, C = cfg.fwd_fmt, cfg.fwd_const
     x = np.asarray(x).astype(F.dtype)
     check_m(cfg, x.shape[0], "inference")
     ops.phase = "inf_pass"
-    xa = ops.cv(F, x, A)
-    a = np.asarray(a).astype(A.dtype)
-    b = np.asarray(b).astype(A.dtype)
-    return ops("add", A, ops("mul", A, a, xa), b)
+    return _affine_pass(ops, cfg, x, np.asarray(a).astype(C.dtype), np.asarray(b).astype(C.dtype))
 
 
 def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
@@ -588,13 +632,15 @@ def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
     Returns
     -------
     dict
-        ``dx_acc`` (m, Cp) ``bwd_acc_fmt`` words before the output rounding; ``dgamma, dbeta,
-        a, c0`` and ``c1`` (bn) or ``c2, c0p, c0m`` (range), (Cp,) words; ``consts``.
+        ``dx_acc`` (m, Cp) op-format (PB) words before the output rounding; ``dgamma, dbeta``
+        (AB words, the results), ``a, c0`` and ``c1`` (bn) or ``c2, c0p, c0m`` (range) (CB
+        words, what the unit uses; c2 in AB), ``mu_c, s_c`` (the command's mu, s rounded into
+        CB for the datapath); ``consts``.
     """
     if not isinstance(cfg, BNConfig):
         raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
     ops = ops or _Ops()
-    F, B, AB = cfg.fwd_fmt, cfg.bwd_fmt, cfg.bwd_acc_fmt
+    F, B, AB, PB, CB = cfg.fwd_fmt, cfg.bwd_fmt, cfg.bwd_acc_fmt, cfg.bwd_op, cfg.bwd_const
     x = np.asarray(x).astype(F.dtype)
     dy = np.asarray(dy).astype(B.dtype)
     if dy.shape != x.shape:
@@ -603,26 +649,7 @@ def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
     k = host_constants(cfg, m, "backward")
     inv_m, ck = (np.asarray(k[n], dtype=AB.dtype) for n in ("inv_m", "ck"))
     gamma, mu, s = (np.asarray(v).astype(AB.dtype) for v in (gamma, mu, s))
-
-    ops.phase = "bwd_pass1"
-    xab = ops.cv(F, x, AB)
-    dya = ops.cv(B, dy, AB)
-    d = ops("sub", AB, xab, mu)
-    xh = ops("mul", AB, d, s)
-    pr = ops("mul", AB, dya, xh)
-    acc = _seq_accumulate(ops, AB, np.stack([pr, dya], axis=1))   # (2, Cp): dgamma, dbeta
-    dgamma, dbeta = acc[0], acc[1]
-
-    ops.phase = "bwd_final"
-    a = ops("mul", AB, gamma, s)
-    dbm = ops("mul", AB, dbeta, inv_m)
-    c0 = ops("mul", AB, a, dbm)
-    out = {"dgamma": dgamma, "dbeta": dbeta, "a": a, "c0": c0, "consts": k}
-    if cfg.grad == "bn":
-        dgm = ops("mul", AB, dgamma, inv_m)
-        c1 = ops("mul", AB, ops("mul", AB, a, s), dgm)
-        out["c1"] = c1
-    else:
+    if cfg.grad == "range":
         if amax is None or amin is None:
             raise ValueError("amax and amin are required for grad 'range'")
         amax = np.asarray(amax, dtype=np.int64)
@@ -631,25 +658,51 @@ def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
         if amax.shape != want or amin.shape != want:
             raise ValueError(f"amax and amin must have shape {want}, not {amax.shape}, "
                              f"{amin.shape}")
+
+    # The datapath's mu and s: the command words rounded once into CB (exact for the forward
+    # results of a config whose CB holds C); per channel, counted with the finalize ops.
+    ops.phase = "bwd_final"
+    mu_c, s_c = ops.cv(AB, mu, CB), ops.cv(AB, s, CB)
+    ops.phase = "bwd_pass1"
+    xpb = ops.cv(F, x, PB)
+    dyp = ops.cv(B, dy, PB)
+    mu_p = ops.cv(CB, mu_c, PB)
+    d = ops("sub", PB, xpb, mu_p)
+    xh = ops("mul", PB, d, ops.cv(CB, s_c, PB))
+    pr = ops("mul", PB, dyp, xh)
+    _, dgamma = _sum(ops, cfg, "backward", pr, PB)
+    _, dbeta = _sum(ops, cfg, "backward", dy, B)
+
+    ops.phase = "bwd_final"
+    a = ops("mul", AB, gamma, s)
+    dbm = ops("mul", AB, dbeta, inv_m)
+    c0 = ops("mul", AB, a, dbm)
+    out = {"dgamma": dgamma, "dbeta": dbeta, "mu_c": mu_c, "s_c": s_c, "consts": k}
+    if cfg.grad == "bn":
+        dgm = ops("mul", AB, dgamma, inv_m)
+        c1 = ops("mul", AB, ops("mul", AB, a, s), dgm)
+        out["c1"] = ops.cv(AB, c1, CB)
+    else:
         c2 = ops("mul", AB, ops("mul", AB, a, dgamma), ck)
-        c0p = ops("add", AB, c0, c2)
-        c0m = ops("sub", AB, c0, c2)
-        out.update(c2=c2, c0p=c0p, c0m=c0m)
+        out.update(c2=c2, c0p=ops.cv(AB, ops("add", AB, c0, c2), CB),
+                   c0m=ops.cv(AB, ops("sub", AB, c0, c2), CB))
+    out["a"] = a_c = ops.cv(AB, a, CB)
+    out["c0"] = c0_c = ops.cv(AB, c0, CB)
 
     ops.phase = "bwd_pass2"
-    t = ops("mul", AB, a, dya)
+    t = ops("mul", PB, ops.cv(CB, a_c, PB), dyp)
     if cfg.grad == "bn":
-        d2 = ops("sub", AB, xab, mu)                      # recomputed: the same bits as pass 1
-        q = ops("mul", AB, c1, d2)
-        dx = ops("sub", AB, ops("sub", AB, t, c0), q)
+        d2 = ops("sub", PB, xpb, mu_p)                   # recomputed: the same bits as pass 1
+        q = ops("mul", PB, ops.cv(CB, out["c1"], PB), d2)
+        dx = ops("sub", PB, ops("sub", PB, t, ops.cv(CB, c0_c, PB)), q)
     else:
         starts, lengths = chunk_layout(cfg, m)
         chunk_of = np.repeat(np.arange(cfg.chunks), lengths)     # (m,)
         pos = np.arange(m)[:, None]
         ismax = pos == amax.T[chunk_of]                           # (m, Cp)
         ismin = pos == amin.T[chunk_of]
-        sel = np.where(ismax & ~ismin, c0p, np.where(ismin & ~ismax, c0m, c0))
-        dx = ops("sub", AB, t, sel.astype(AB.dtype))
+        sel = np.where(ismax & ~ismin, out["c0p"], np.where(ismin & ~ismax, out["c0m"], c0_c))
+        dx = ops("sub", PB, t, ops.cv(CB, sel.astype(CB.dtype), PB))
     out["dx_acc"] = dx
     return out
 
@@ -708,7 +761,7 @@ class ForwardResult:
     y_beats : ndarray of object (ngroups, m)
         Data-out payloads.
     stats : dict
-        ``fwd_acc_fmt`` words (Cp,): ``mu, sig, s, a, b``.
+        (Cp,) words: ``mu, s, a, b`` in ``fwd_const`` (C), ``sig`` in ``fwd_acc_fmt``.
     amax, amin : ndarray (Cp, K) or None
     mu, sig, s : ndarray (C,) float64
     inputs : dict
@@ -739,7 +792,8 @@ class ForwardResult:
         return {"gamma": self.gamma_bits, "beta": self.beta_bits}
 
     def _view(self, key):
-        return fp.decode(self.cfg.fwd_acc_fmt, self.stats[key])[:self.shape[1]]
+        fmt = self.cfg.fwd_acc_fmt if key == "sig" else self.cfg.fwd_const
+        return fp.decode(fmt, self.stats[key])[:self.shape[1]]
 
     @property
     def mu(self):
@@ -806,7 +860,7 @@ class InferenceResult:
         Exact values of the output stream.
     y_beats, x_beats : ndarray of object (ngroups, m)
     a_bits, b_bits : ndarray (Cp,)
-        ``fwd_acc_fmt`` command words (padding lanes 0).
+        ``fwd_const`` command words (padding lanes 0).
     inputs : dict
         ``a``, ``b`` (= a_bits, b_bits): the keywords of :func:`command_beats`
         (``command_beats(cfg, "inference", m, **inf.inputs)``).
@@ -859,7 +913,7 @@ def forward(cfg, x, gamma, beta, *, ops=None):
         for k in range(1, cfg.forward_passes + 1):
             ops.counts[(f"fwd_pass{k}", "bfp_decode", cfg.x_bfp.name)] += x_bits.size
     core = forward_stream(cfg, x_bits, gamma_bits, beta_bits, ops=ops)
-    y_beats, yv = tensor_beats(cfg, "y", core["y_acc"], A, ops)
+    y_beats, yv = tensor_beats(cfg, "y", core["y_acc"], cfg.fwd_op, ops)
     stats = {key: core[key] for key in ("mu", "sig", "s", "a", "b")}
     return ForwardResult(cfg, tuple(shape), x_bits, x_beats, gamma_bits, beta_bits,
                          stream_to_layer(yv, shape), y_beats, core["y_acc"], stats,
@@ -882,16 +936,16 @@ def backward_inputs(cfg, fwd, gamma):
     dict
         Exactly the keywords :func:`command_beats` takes for ``"backward"``: ``gamma``, ``mu``,
         ``s`` (``bwd_acc_fmt`` words, (Cp,), padding lanes 0; mu and s are the forward results
-        converted once with ``fp.convert(fwd_acc_fmt -> bwd_acc_fmt)``) and ``amax``, ``amin``
+        converted once with ``fp.convert(fwd_const -> bwd_acc_fmt)``) and ``amax``, ``amin``
         ((Cp, K) positions for grad ``"range"``, else None: the command has no position fields).
     """
     if fwd.cfg != cfg:
         raise ValueError("fwd was computed with a different BNConfig")
-    A, AB = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+    C, AB = cfg.fwd_const, cfg.bwd_acc_fmt
     c = fwd.shape[1]
     return {"gamma": fp.encode(AB, pad_channels(cfg, _as_channels("gamma", gamma, c))),
-            "mu": fp.convert(A, fwd.stats["mu"], AB),
-            "s": fp.convert(A, fwd.stats["s"], AB),
+            "mu": fp.convert(C, fwd.stats["mu"], AB),
+            "s": fp.convert(C, fwd.stats["s"], AB),
             "amax": fwd.amax if cfg.has_positions else None,
             "amin": fwd.amin if cfg.has_positions else None}
 
@@ -929,7 +983,7 @@ def backward(cfg, dy, gamma, fwd, *, ops=None):
         if cfg.x_bfp is not None and (phase == "bwd_pass1" or cfg.grad == "bn"):
             ops.counts[(phase, "bfp_decode", cfg.x_bfp.name)] += dy_bits.size
     core = backward_stream(cfg, fwd.x_bits, dy_bits, ops=ops, **inp)
-    dx_beats, dxv = tensor_beats(cfg, "dx", core["dx_acc"], AB, ops)
+    dx_beats, dxv = tensor_beats(cfg, "dx", core["dx_acc"], cfg.bwd_op, ops)
     internals = {k: v for k, v in core.items() if k not in ("dx_acc", "consts")}
     return BackwardResult(cfg, fwd.shape, dy_bits, dy_beats, stream_to_layer(dxv, fwd.shape),
                           dx_beats, core["dx_acc"], core["dgamma"], core["dbeta"], inp,
@@ -941,9 +995,10 @@ def inference_constants(cfg, gamma, beta, mu, s):
 
     The result stream of a forward command carries ``mu, sig, s`` but not ``a, b``; this is the
     unit's own finalize step 4, in ``fwd_acc_fmt`` with one rounding per operation
-    (``fp.mul``, ``fp.sub``), so :func:`inference` with these a, b on the same x gives the
-    forward command's y bit for bit.  Like every layer-level function it takes and returns
-    float64 values; each input is rounded once into ``fwd_acc_fmt`` (``fp.encode``).
+    (``fp.mul``, ``fp.sub``) and a, b rounded into ``fwd_const`` (C) as the unit does, so
+    :func:`inference` with these a, b on the same x gives the forward command's y bit for bit.
+    Like every layer-level function it takes and returns float64 values; gamma, beta are
+    rounded once into ``fwd_acc_fmt``, mu, s into ``fwd_const`` (``fp.encode``).
 
     Parameters
     ----------
@@ -951,26 +1006,27 @@ def inference_constants(cfg, gamma, beta, mu, s):
     gamma, beta : array (C,)
         float64 parameters (rounded as :func:`forward` rounds them).
     mu, s : array (C,)
-        float64 statistics.  The forward results are ``fwd_acc_fmt`` values, so these round
-        exactly: ``fwd.mu``, ``fwd.s``, or ``fp.decode(cfg.fwd_acc_fmt, w)`` of the ``r0`` and
+        float64 statistics.  The forward results are ``fwd_const`` values, so these round
+        exactly: ``fwd.mu``, ``fwd.s``, or ``fp.decode(cfg.fwd_const, w)`` of the ``r0`` and
         ``r2`` words of the result beats (``parse_result_beat``).  Running statistics work the
         same way: the mean and ``1/sqrt(var + eps)`` (range BN: ``1/(sigma_hat + eps)``).
 
     Returns
     -------
     dict
-        ``a``, ``b``: float64 (C,), the exact values of ``fwd_acc_fmt`` words (so
+        ``a``, ``b``: float64 (C,), the exact values of ``fwd_const`` words (so
         :func:`inference` rounds them exactly): ``inference(cfg, x, **inference_constants(...))``.
     """
-    A = cfg.fwd_acc_fmt
+    A, C = cfg.fwd_acc_fmt, cfg.fwd_const
     gamma = np.asarray(gamma, dtype=np.float64)
     if gamma.ndim != 1:
         raise ValueError(f"gamma must have shape (C,), not {gamma.shape}")
     c = gamma.shape[0]
-    words = [fp.encode(A, _as_channels(n, v, c))
-             for n, v in (("gamma", gamma), ("beta", beta), ("mu", mu), ("s", s))]
-    a, b = _affine(_Ops(), A, *words)
-    return {"a": fp.decode(A, a), "b": fp.decode(A, b)}
+    ops = _Ops()
+    g, b0 = (fp.encode(A, _as_channels(n, v, c)) for n, v in (("gamma", gamma), ("beta", beta)))
+    mu_c, s_c = (fp.encode(C, _as_channels(n, v, c)) for n, v in (("mu", mu), ("s", s)))
+    a, b = _affine(ops, A, g, b0, ops.cv(C, mu_c, A), ops.cv(C, s_c, A), C)
+    return {"a": fp.decode(C, a), "b": fp.decode(C, b)}
 
 
 def inference(cfg, x, a, b):
@@ -982,8 +1038,8 @@ def inference(cfg, x, a, b):
     x : array (N, C, H, W)
         Activations (float64), rounded into ``fwd_fmt`` and ``x_bfp`` as in :func:`forward`.
     a, b : array (C,)
-        float64 values, rounded once into ``fwd_acc_fmt`` (``fp.encode``): the command carries
-        them as ``fwd_acc_fmt`` words (``a_bits``, ``b_bits``; bn-spec section 4).  For the
+        float64 values, rounded once into ``fwd_const`` (``fp.encode``): the command carries
+        them as ``fwd_const`` words (``a_bits``, ``b_bits``; bn-spec section 4).  For the
         forward pass's own a, b use :func:`inference_constants`.  Padding lanes get 0.
 
     Returns
@@ -992,12 +1048,12 @@ def inference(cfg, x, a, b):
     """
     x = _as_layer("x", x)
     c = x.shape[1]
-    A = cfg.fwd_acc_fmt
-    a_bits = fp.encode(A, pad_channels(cfg, _as_channels("a", a, c)))
-    b_bits = fp.encode(A, pad_channels(cfg, _as_channels("b", b, c)))
+    C = cfg.fwd_const
+    a_bits = fp.encode(C, pad_channels(cfg, _as_channels("a", a, c)))
+    b_bits = fp.encode(C, pad_channels(cfg, _as_channels("b", b, c)))
     x_bits, x_beats = _quantize_x(cfg, x)
     y_acc = inference_stream(cfg, x_bits, a_bits, b_bits)
-    y_beats, yv = tensor_beats(cfg, "y", y_acc, A)
+    y_beats, yv = tensor_beats(cfg, "y", y_acc, cfg.fwd_op)
     return InferenceResult(cfg, x.shape, x_bits, x_beats, a_bits, b_bits,
                            stream_to_layer(yv, x.shape), y_beats)
 
@@ -1047,7 +1103,7 @@ def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=Non
     gamma, mu, s : array (Cp,)
         backward: ``bwd_acc_fmt`` words (slots p0, p1, p2), e.g. from :func:`backward_inputs`.
     a, b : array (Cp,)
-        inference: ``fwd_acc_fmt`` words (slots p0, p1), e.g. ``InferenceResult.inputs``.
+        inference: ``fwd_const`` (C) words (slots p0, p1), e.g. ``InferenceResult.inputs``.
     amax, amin : array (Cp, K), optional
         backward with grad ``"range"`` (required there): chunk argmax/argmin positions, each in
         ``0 .. m-1``.  Must be None when the command has no position fields.
@@ -1071,7 +1127,8 @@ def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=Non
     missing = [n for n in names if given[n] is None]
     if missing:
         raise ValueError(f"a {mode} command needs {', '.join(missing)}")
-    fmt = cfg.bwd_acc_fmt if mode == "backward" else cfg.fwd_acc_fmt
+    fmt = {"forward": cfg.fwd_acc_fmt, "backward": cfg.bwd_acc_fmt,
+           "inference": cfg.fwd_const}[mode]
     first = np.asarray(given[names[0]])
     cp = first.shape[0] if first.ndim == 1 else -1
     if cp <= 0 or cp % cfg.lanes:
@@ -1195,7 +1252,7 @@ def op_counts(cfg, m=256, seed=0):
     Returns
     -------
     dict
-        ``{phase: {"op fmt": count}}``, e.g. ``{"fwd_pass1": {"add e5m12_rtz": 1.0, ...}}``.
+        ``{phase: {"op fmt": count}}``, e.g. ``{"fwd_pass1": {"add e6m31_rtz": 1.0, ...}}``.
         Exact conversions between formats are listed as ``convert``; ``bfp_encode`` is the
         output rounding per element.
     """

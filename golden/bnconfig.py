@@ -12,16 +12,24 @@ import numpy as np
 from . import fp
 from .formats import FloatFormat, BfpFormat, FP32, BF16, FP10_154, FP10_163, ROUNDING_MODES
 
-__all__ = ["ALGORITHMS", "GRADIENTS", "BNConfig", "LIGHTNORM", "LIGHTNORM_RNE", "FP32_BN",
-           "BF16_BN", "BN_PRESETS", "BF16_ACC"]
+__all__ = ["ALGORITHMS", "GRADIENTS", "BNConfig", "LIGHTNORM", "LIGHTNORM_RNE",
+           "LIGHTNORM_WIDE", "FP32_BN", "BF16_BN", "BN_PRESETS", "BF16_ACC", "FP32_ACC",
+           "sum_format", "policy_between", "lightnorm_policy"]
 
 #: Forward algorithms: range BN (sigma from chunk max - min) or the conventional two-moment BN.
 ALGORITHMS = ("range", "conventional")
 #: Backward forms: the standard BN gradient, or the exact gradient of the range-BN forward.
 GRADIENTS = ("bn", "range")
 
-#: "bf16+8": BF16 with the 8 extra mantissa bits LightNorm gives its accumulators.
-BF16_ACC = FloatFormat(8, 15)
+#: "bf16+8": BF16 with the 8 extra mantissa bits LightNorm gives its accumulators, and the
+#: exponent widened by one so that no sum of max_m = 65536 BF16 terms can overflow.
+BF16_ACC = FloatFormat(9, 15)
+#: FP32's mantissa with the exponent widened by one (sums of 65536 FP32 terms cannot overflow).
+FP32_ACC = FloatFormat(9, 23)
+
+#: The policy fields: None means "the accumulator format of that direction".
+_POLICY_FIELDS = {"fwd_op_fmt": "fwd_acc_fmt", "fwd_const_fmt": "fwd_acc_fmt",
+                  "bwd_op_fmt": "bwd_acc_fmt", "bwd_const_fmt": "bwd_acc_fmt"}
 
 _STAGE_FIELDS = ("add_stages", "mul_stages", "div_stages", "sqrt_stages", "minmax_stages",
                  "bfp_stages")
@@ -44,6 +52,40 @@ def _holds(big, small):
     return small.emin - small.man_bits >= big.emin
 
 
+def sum_format(acc, max_m):
+    """The wide internal format W of the sums accumulated in ``acc`` (docs/bn-spec.md, "Sums").
+
+    ``W = acc`` with ``m_bits + 2`` more mantissa bits (``m_bits = max_m.bit_length()``): a
+    sequential sum of up to ``max_m`` terms in W, rounded once into ``acc``, is within
+    ``max_m * ulp_W + 1 ulp_acc <= 1.25 ulp_acc`` of the exact sum (ulps at the sum of the
+    magnitudes of the terms).
+    """
+    return acc.replace(man_bits=acc.man_bits + int(max_m).bit_length() + 2)
+
+
+def _max_value(fmt):
+    return float(fp.decode(fmt, fmt.max_finite))
+
+
+def policy_between(r, low, high, subnormals=True):
+    """A random format holding ``low`` and held by ``high`` (random config generators).
+
+    ``r`` is a ``numpy.random.Generator``; exponent and mantissa widths are drawn uniformly
+    between those of ``low`` and ``high`` (``low`` must be held by ``high``).
+    """
+    return FloatFormat(int(r.integers(low.exp_bits, high.exp_bits + 1)),
+                       int(r.integers(low.man_bits, high.man_bits + 1)), subnormals=subnormals)
+
+
+def _widen_for_sums(acc, terms):
+    """``acc`` with the fewest extra exponent bits so that ``n`` terms of each FloatFormat in
+    ``terms`` (``[(fmt, n), ...]``) sum without overflow (the rule __post_init__ checks)."""
+    need = max(n * _max_value(t) for t, n in terms)
+    while _max_value(acc) < need:
+        acc = acc.replace(exp_bits=acc.exp_bits + 1)
+    return acc
+
+
 @dataclass(frozen=True)
 class BNConfig:
     """Everything that defines one BN unit (see docs/bn-spec.md, section 1).
@@ -58,9 +100,17 @@ class BNConfig:
     fwd_fmt, bwd_fmt : FloatFormat
         Data formats of x/y and dy/dx words (the BFP element formats).
     fwd_acc_fmt, bwd_acc_fmt : FloatFormat
-        Arithmetic/accumulator formats of the forward and backward passes; each must hold its
-        data format exactly (no fewer exponent or mantissa bits, subnormals kept);
-        ``bwd_acc_fmt`` must also hold ``fwd_fmt`` (x is reused by the backward pass).
+        Accumulator formats A, AB: every sum is rounded once into them, and the scalar
+        sequencer's per-channel arithmetic runs in them.  Each must hold its op and constant
+        formats exactly, and be wide enough that no sum of ``max_m`` terms overflows.
+    fwd_op_fmt, bwd_op_fmt : FloatFormat or None
+        Op formats P, PB: every per-element operation of the streaming passes is rounded to
+        them.  None (default) = the accumulator format of the direction.  P must hold
+        ``fwd_fmt`` and C; PB must hold ``bwd_fmt``, ``fwd_fmt`` (x is reused) and CB.
+    fwd_const_fmt, bwd_const_fmt : FloatFormat or None
+        Constant formats C, CB: the per-channel constants the streaming passes use (forward mu,
+        s, a, b; backward mu, s, a, c0, c1 | c0p, c0m) are rounded once into them from the
+        accumulator format.  None (default) = the accumulator format of the direction.
     x_bfp, y_bfp, dy_bfp, dx_bfp : BfpFormat or None
         Stream formats of the four tensors; ``None`` = plain FP words.  ``group`` must equal
         ``lanes``.
@@ -84,8 +134,12 @@ class BNConfig:
     grad: str = "range"
     fwd_fmt: FloatFormat = FP10_154
     bwd_fmt: FloatFormat = FP10_163
-    fwd_acc_fmt: FloatFormat = FloatFormat(5, 12)
-    bwd_acc_fmt: FloatFormat = FloatFormat(6, 11)
+    fwd_acc_fmt: FloatFormat = FloatFormat(6, 12)
+    bwd_acc_fmt: FloatFormat = FloatFormat(7, 11)
+    fwd_op_fmt: FloatFormat | None = None
+    bwd_op_fmt: FloatFormat | None = None
+    fwd_const_fmt: FloatFormat | None = None
+    bwd_const_fmt: FloatFormat | None = None
     x_bfp: BfpFormat | None = BfpFormat(8, 5)
     y_bfp: BfpFormat | None = BfpFormat(8, 5)
     dy_bfp: BfpFormat | None = BfpFormat(8, 4)
@@ -118,10 +172,13 @@ class BNConfig:
             _int_field(name, getattr(self, name), 0, 16)
 
         # The config's rounding applies to every format it holds (frozen: set via object.__setattr__).
-        for name in ("fwd_fmt", "bwd_fmt", "fwd_acc_fmt", "bwd_acc_fmt"):
+        for name in ("fwd_fmt", "bwd_fmt", "fwd_acc_fmt", "bwd_acc_fmt", *_POLICY_FIELDS):
             fmt = getattr(self, name)
+            if fmt is None and name in _POLICY_FIELDS:
+                continue
             if not isinstance(fmt, FloatFormat):
-                raise ValueError(f"{name} must be a FloatFormat, not {fmt!r}")
+                raise ValueError(f"{name} must be a FloatFormat"
+                                 f"{' or None' if name in _POLICY_FIELDS else ''}, not {fmt!r}")
             object.__setattr__(self, name, fmt.replace(rounding=self.rounding))
         for name in ("x_bfp", "y_bfp", "dy_bfp", "dx_bfp"):
             b = getattr(self, name)
@@ -133,16 +190,53 @@ class BNConfig:
                 raise ValueError(f"{name}.group must equal lanes ({self.lanes}), not {b.group}")
             object.__setattr__(self, name, b.replace(rounding=self.rounding))
 
-        # Accumulators must hold their data formats exactly: the conversions on the streaming
-        # path are then pure wiring (docs/bn-spec.md, section 2).  The backward pass also
-        # converts x (a forward-format word) into the backward accumulator format.
-        for acc, data in (("fwd_acc_fmt", "fwd_fmt"), ("bwd_acc_fmt", "bwd_fmt"),
-                          ("bwd_acc_fmt", "fwd_fmt")):
-            fa, fd = getattr(self, acc), getattr(self, data)
-            if not _holds(fa, fd):
-                raise ValueError(f"{acc} ({fa.name}) must hold every value of {data} "
-                                 f"({fd.name}) exactly: at least as many exponent and mantissa "
-                                 f"bits, and subnormals kept if {data} has them")
+        # The precision policy (docs/bn-spec.md, section 2): every conversion between the
+        # classes on the streaming path is exact, i.e. pure wiring.  Data -> op format (x, dy;
+        # the backward pass reuses x), constants -> op format, op and constant formats -> the
+        # accumulator format (the sums' terms and the sequencer's operands).
+        rules = (("fwd_op_fmt", "fwd_fmt"), ("fwd_op_fmt", "fwd_const_fmt"),
+                 ("fwd_acc_fmt", "fwd_op_fmt"), ("fwd_acc_fmt", "fwd_const_fmt"),
+                 ("bwd_op_fmt", "bwd_fmt"), ("bwd_op_fmt", "fwd_fmt"),
+                 ("bwd_op_fmt", "bwd_const_fmt"),
+                 ("bwd_acc_fmt", "bwd_op_fmt"), ("bwd_acc_fmt", "bwd_const_fmt"))
+        for big, small in rules:
+            fb, fs = self.fmt(big), self.fmt(small)
+            # A policy field left None is its accumulator format: name the field that is set.
+            big = _POLICY_FIELDS[big] if getattr(self, big) is None else big
+            small = _POLICY_FIELDS[small] if getattr(self, small) is None else small
+            if big == small:
+                continue
+            if not _holds(fb, fs):
+                raise ValueError(f"{big} ({fb.name}) must hold every value of {small} "
+                                 f"({fs.name}) exactly: at least as many exponent and mantissa "
+                                 f"bits, and subnormals kept if {small} has them")
+
+        # No sum may overflow its accumulator format at max_m (docs/bn-spec.md, "Sums"): the
+        # largest sum is max_m (chunk sums: K) times the largest finite term.  A sum whose terms
+        # are already in the accumulator format (the wide policy's dgamma with PB = AB, its
+        # conventional variance with P = A) can never meet this bound; it is not checked, and
+        # such a sum saturates (rtz) or overflows to Inf (rne) like any op of the format.
+        F, B, P, PB = (self.fmt(n) for n in ("fwd_fmt", "bwd_fmt", "fwd_op_fmt", "bwd_op_fmt"))
+        sums = [("fwd_acc_fmt", "sum of x", F, self.max_m)]
+        if self.algorithm == "range":
+            sums.append(("fwd_acc_fmt", "chunk max/min sums", F, self.chunks))
+        else:
+            sums.append(("fwd_acc_fmt", "variance sum", P, self.max_m))
+        sums += [("bwd_acc_fmt", "dbeta", B, self.max_m), ("bwd_acc_fmt", "dgamma", PB,
+                                                            self.max_m)]
+        for acc, what, term, n in sums:
+            fa = getattr(self, acc)
+            if term == fa and what in ("variance sum", "dgamma"):
+                continue
+            need = n * _max_value(term)
+            if _max_value(fa) < need:
+                bits = fa.exp_bits
+                while _max_value(fa.replace(exp_bits=bits)) < need:
+                    bits += 1
+                raise ValueError(
+                    f"{acc} ({fa.name}) overflows on the {what} at max_m ({self.max_m}): "
+                    f"{n} terms of up to {_max_value(term):.6g} need at least {bits} exponent "
+                    f"bits (E{bits}M{fa.man_bits})")
 
         if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float, np.floating)):
             raise ValueError(f"eps must be a float, not {self.eps!r}")
@@ -155,6 +249,43 @@ class BNConfig:
                                  f"({self.fwd_acc_fmt})")
 
     # -- derived quantities -------------------------------------------------------------------
+    def fmt(self, name):
+        """The effective format of field ``name`` (a policy field's None = its accumulator)."""
+        v = getattr(self, name)
+        if v is None and name in _POLICY_FIELDS:
+            return getattr(self, _POLICY_FIELDS[name])
+        return v
+
+    @property
+    def fwd_op(self):
+        """P: format of every per-element forward/inference operation."""
+        return self.fmt("fwd_op_fmt")
+
+    @property
+    def bwd_op(self):
+        """PB: format of every per-element backward operation."""
+        return self.fmt("bwd_op_fmt")
+
+    @property
+    def fwd_const(self):
+        """C: format of the forward per-channel constants mu, s, a, b."""
+        return self.fmt("fwd_const_fmt")
+
+    @property
+    def bwd_const(self):
+        """CB: format of the backward per-channel constants mu, s, a, c0, c1 | c0p, c0m."""
+        return self.fmt("bwd_const_fmt")
+
+    @property
+    def fwd_sum_fmt(self):
+        """W: internal format of the forward sums (:func:`sum_format` of A)."""
+        return sum_format(self.fwd_acc_fmt, self.max_m)
+
+    @property
+    def bwd_sum_fmt(self):
+        """WB: internal format of the backward sums (:func:`sum_format` of AB)."""
+        return sum_format(self.bwd_acc_fmt, self.max_m)
+
     @property
     def m_bits(self):
         """Width of m and of one position index on the streams."""
@@ -220,7 +351,14 @@ class BNConfig:
     def name(self):
         """Short unique-ish name for build directories."""
         base = lambda f: f.replace(rounding="rne").name   # noqa: E731 - rounding named once
+        pol = ""
+        for tag, names in (("p", ("fwd_op_fmt", "bwd_op_fmt")),
+                           ("c", ("fwd_const_fmt", "bwd_const_fmt"))):
+            fmts = [self.fmt(n) for n in names]
+            if fmts != [self.fwd_acc_fmt, self.bwd_acc_fmt]:
+                pol += f"_{tag}{base(fmts[0])}_{base(fmts[1])}"
         return (f"{self.algorithm}_{self.grad}_{base(self.fwd_fmt)}_{base(self.bwd_fmt)}_"
+                f"a{base(self.fwd_acc_fmt)}_{base(self.bwd_acc_fmt)}{pol}_"
                 f"g{self.lanes}k{self.chunks}_{self.rounding}")
 
     def replace(self, **changes):
@@ -232,27 +370,66 @@ class BNConfig:
         return replace(self, **changes)
 
     def as_dict(self):
-        """Plain-data view (formats as their names) for manifests and reports."""
+        """Plain-data view (formats as their names) for manifests and reports.
+
+        The policy fields show their effective format (a None field: its accumulator's), so
+        the precision policy is visible in every manifest.
+        """
         out = {}
         for f in fields(self):
-            v = getattr(self, f.name)
+            v = self.fmt(f.name)
             out[f.name] = v.name if isinstance(v, (FloatFormat, BfpFormat)) else v
         return out
 
 
+def lightnorm_policy(base, fwd_fmt=None, bwd_fmt=None, acc_extra=(8, 8), **changes):
+    """``base`` with LIGHTNORM's precision policy for (possibly new) data formats.
+
+    Streaming ops and constants in the data formats (forward P = C = F; backward PB = CB = the
+    smallest format holding F and B), accumulators with ``acc_extra`` = (forward, backward)
+    more mantissa bits than F resp. B (at least PB's) and the smallest exponent with which no sum of
+    ``max_m`` terms overflows.  For sweeps over data formats (study, synthesis sweeps):
+    ``LIGHTNORM.replace(fwd_fmt=...)`` alone keeps LIGHTNORM's E5M4 op formats and is refused.
+    """
+    probe = base.replace(**changes) if changes else base
+    F = (fwd_fmt or probe.fwd_fmt).replace(rounding="rne")
+    B = (bwd_fmt or probe.bwd_fmt).replace(rounding="rne")
+    sub = F.subnormals
+    FB = FloatFormat(max(F.exp_bits, B.exp_bits), max(F.man_bits, B.man_bits), subnormals=sub)
+    n, k = probe.max_m, probe.chunks
+    A = _widen_for_sums(F.replace(man_bits=F.man_bits + acc_extra[0]), [(F, n), (F, k)])
+    AB = _widen_for_sums(FB.replace(man_bits=max(FB.man_bits, B.man_bits + acc_extra[1])),
+                         [(B, n), (FB, n)])
+    return base.replace(fwd_fmt=F, bwd_fmt=B, fwd_op_fmt=F, fwd_const_fmt=F, bwd_op_fmt=FB,
+                        bwd_const_fmt=FB, fwd_acc_fmt=A, bwd_acc_fmt=AB, **changes)
+
+
 # -- presets ------------------------------------------------------------------------------------
-#: The reference LightNorm settings (background note): range BN, K = 8, fp10_154 forward,
-#: fp10_163 backward, "+8" accumulators, BFP groups of 8 channels with the element precision as
-#: magnitude width, truncation everywhere, exact range-BN gradient.
-LIGHTNORM = BNConfig()
+#: The reference LightNorm policy (background note, "Precision policy of the reference
+#: simulation"): range BN, K = 8, fp10_154 (E5M4) forward, fp10_163 (E6M3) backward; every
+#: per-element op and constant in the data format (backward: E6M4, the smallest format holding
+#: both); the sums rounded once into "+8"-mantissa accumulators whose exponents are widened
+#: until no sum of max_m = 65536 terms can overflow (A = E6M12, AB = E7M11); BFP groups of 8
+#: channels with the element precision as magnitude width; truncation; exact range-BN gradient.
+LIGHTNORM = BNConfig(fwd_op_fmt=FP10_154, fwd_const_fmt=FP10_154, bwd_op_fmt=FloatFormat(6, 4),
+                     bwd_const_fmt=FloatFormat(6, 4))
 LIGHTNORM_RNE = LIGHTNORM.replace(rounding="rne")
-#: Conventional BN baseline in FP32: plain FP32 words on the streams, FP32 arithmetic.
+#: The previous policy (every op and constant in the accumulator format; also ``BNConfig()``'s
+#: default) with the same accumulators and sums, for comparisons.
+LIGHTNORM_WIDE = LIGHTNORM.replace(fwd_op_fmt=None, bwd_op_fmt=None, fwd_const_fmt=None,
+                                   bwd_const_fmt=None)
+#: Conventional BN baseline in FP32: plain FP32 words on the streams, FP32 streaming arithmetic
+#: and constants, sums in E9M23 (FP32 with one more exponent bit: no overflow at max_m).
 FP32_BN = BNConfig(algorithm="conventional", grad="bn", fwd_fmt=FP32, bwd_fmt=FP32,
-                   fwd_acc_fmt=FP32, bwd_acc_fmt=FP32, x_bfp=None, y_bfp=None, dy_bfp=None,
-                   dx_bfp=None, rounding="rne")
-#: Conventional BN baseline in BF16: BF16 words, "bf16+8" arithmetic (E8M15, the +8 rule).
-BF16_BN = FP32_BN.replace(fwd_fmt=BF16, bwd_fmt=BF16, fwd_acc_fmt=BF16_ACC, bwd_acc_fmt=BF16_ACC)
+                   fwd_acc_fmt=FP32_ACC, bwd_acc_fmt=FP32_ACC, fwd_op_fmt=FP32, bwd_op_fmt=FP32,
+                   fwd_const_fmt=FP32, bwd_const_fmt=FP32, x_bfp=None, y_bfp=None,
+                   dy_bfp=None, dx_bfp=None, rounding="rne")
+#: Conventional BN baseline in BF16: BF16 words, BF16 streaming arithmetic and constants, sums
+#: and per-channel arithmetic in E9M15 ("bf16+8", one more exponent bit for the sums).
+BF16_BN = FP32_BN.replace(fwd_fmt=BF16, bwd_fmt=BF16, fwd_op_fmt=BF16, bwd_op_fmt=BF16,
+                          fwd_const_fmt=BF16, bwd_const_fmt=BF16, fwd_acc_fmt=BF16_ACC,
+                          bwd_acc_fmt=BF16_ACC)
 
 #: Name -> preset, the table every tool iterates over.
-BN_PRESETS = {"lightnorm": LIGHTNORM, "lightnorm_rne": LIGHTNORM_RNE, "fp32_bn": FP32_BN,
-              "bf16_bn": BF16_BN}
+BN_PRESETS = {"lightnorm": LIGHTNORM, "lightnorm_rne": LIGHTNORM_RNE,
+              "lightnorm_wide": LIGHTNORM_WIDE, "fp32_bn": FP32_BN, "bf16_bn": BF16_BN}

@@ -49,9 +49,13 @@ class FloatFormat:
     Parameters
     ----------
     exp_bits : int
-        Exponent field width, 2..8.
+        Exponent field width, 2..11.
     man_bits : int
-        Stored mantissa (fraction) width, 1..23.  The significand precision is ``man_bits + 1``.
+        Stored mantissa (fraction) width, 1..52.  The significand precision is ``man_bits + 1``.
+        Formats wider than 32 bits (``width = 1 + exp_bits + man_bits`` <= 64) exist for the BN
+        unit's internal sum format (docs/bn-spec.md, "Sums"); :mod:`lightnorm.golden.fp` adds,
+        converts, compares, encodes and decodes them, and refuses mul/div/sqrt beyond the
+        precision its int64 datapath holds.
     subnormals : bool, keyword-only
         ``False`` flushes subnormal inputs and subnormal results to zero of the same sign.
     rounding : str, keyword-only
@@ -70,8 +74,11 @@ class FloatFormat:
     rounding: str = "rne"
 
     def __post_init__(self):
-        _check_int("exp_bits", self.exp_bits, 2, 8)
-        _check_int("man_bits", self.man_bits, 1, 23)
+        _check_int("exp_bits", self.exp_bits, 2, 11)
+        _check_int("man_bits", self.man_bits, 1, 52)
+        if 1 + self.exp_bits + self.man_bits > 64:
+            raise ValueError(f"a format is at most 64 bits wide: exp_bits ({self.exp_bits}) + "
+                             f"man_bits ({self.man_bits}) must be <= 63")
         if not isinstance(self.subnormals, bool):
             raise TypeError(f"subnormals must be a bool, not {self.subnormals!r}")
         _check_rounding(self.rounding)
@@ -144,7 +151,9 @@ class FloatFormat:
     @property
     def dtype(self):
         """Smallest NumPy unsigned integer type that holds one word."""
-        return np.uint8 if self.width <= 8 else np.uint16 if self.width <= 16 else np.uint32
+        w = self.width
+        return (np.uint8 if w <= 8 else np.uint16 if w <= 16 else np.uint32 if w <= 32
+                else np.uint64)
 
     # -- golden arithmetic (vectorized over arrays of bit patterns) -----------------------------
     def encode(self, values):

@@ -49,6 +49,15 @@ def _check_format(fmt, name="fmt"):
         raise TypeError(f"{name} must be a FloatFormat, not {fmt!r}")
 
 
+def _check_precision(fmt, op, limit):
+    """``op`` keeps an exact intermediate of about ``2 * precision`` bits in int64: refuse wider
+    formats (the BN unit's wide sum formats only add and convert)."""
+    _check_format(fmt)
+    if fmt.precision > limit:
+        raise ValueError(f"fp.{op} supports formats of precision <= {limit} (int64 "
+                         f"datapath), not {fmt.name} (precision {fmt.precision})")
+
+
 def _bits(fmt, x, name):
     """Validate an array of bit patterns of ``fmt`` and return it as int64."""
     arr = np.asarray(x)
@@ -426,6 +435,7 @@ def mul(fmt, a, b):
     Sign ``sign_a ^ sign_b`` also for zero products.  NaN for a NaN operand or ``0 * Inf``;
     otherwise Inf if an operand is Inf.
     """
+    _check_precision(fmt, "mul", 31)
     (ca, sa, ea, ma), (cb, sb, eb, mb) = _unpack2(fmt, a, b)
     sign = sa ^ sb
     rounded = round_pack(fmt, sign, ea + eb, ma * mb, 0)
@@ -443,6 +453,7 @@ def div(fmt, a, b):
     quotient bits produces.  Specials: NaN for a NaN operand, ``0/0`` and ``Inf/Inf``;
     ``x/0 = +-Inf`` and ``Inf/x = +-Inf``; ``0/x`` and ``x/Inf`` are signed zeros.
     """
+    _check_precision(fmt, "div", 30)
     (ca, sa, ea, ma), (cb, sb, eb, mb) = _unpack2(fmt, a, b)
     sign = sa ^ sb
     finite_nonzero_b = (cb == NORMAL) | (cb == SUBNORMAL)
@@ -483,7 +494,7 @@ def sqrt(fmt, a):
     ``p + 2`` bits; the sticky is ``remainder != 0``.  ``sqrt(+-0) = +-0``, ``sqrt(+Inf) = +Inf``,
     NaN for NaN and for every negative non-zero operand (including ``-Inf``).
     """
-    _check_format(fmt)
+    _check_precision(fmt, "sqrt", 28)
     ca, sa, ea, ma = unpack(fmt, _bits(fmt, a, "a"))
     m, e = normalize(fmt, ma, ea)
     odd = (e & 1) == 1

@@ -57,6 +57,12 @@ def _ln(**changes):
     return LIGHTNORM.replace(**changes)
 
 
+def _acc_extra(rounding, extra):
+    """LIGHTNORM with ``extra`` accumulator mantissa bits over the data formats."""
+    from lightnorm.golden.bnconfig import LIGHTNORM, lightnorm_policy
+    return lightnorm_policy(LIGHTNORM, acc_extra=(extra, extra), rounding=rounding)
+
+
 def _bfp_all(group, man):
     from lightnorm.golden.formats import BfpFormat
     if man is None:
@@ -78,14 +84,16 @@ def sweep_points(exps=(4, 5, 6, 8), mans=(2, 3, 4, 5, 7, 10), extras=(0, 2, 4, 8
     for e in exps:
         for mb in mans:
             def mk(r, e=e, mb=mb):
+                from lightnorm.golden.bnconfig import LIGHTNORM, lightnorm_policy
                 f = FloatFormat(e, mb)
-                acc = FloatFormat(e, min(mb + 8, 23))
-                return _ln(rounding=r, fwd_fmt=f, bwd_fmt=f, fwd_acc_fmt=acc, bwd_acc_fmt=acc,
-                           **_bfp_all(8, mb + 1))
+                x = min(8, 23 - mb)
+                # LightNorm's policy for the new data format (ops and constants in f, "+8"
+                # accumulators wide enough for every sum).
+                return lightnorm_policy(LIGHTNORM, f, f, acc_extra=(x, x), rounding=r,
+                                        **_bfp_all(8, mb + 1))
             pts.append(("element", f"e{e}m{mb}", mk))
     for x in extras:
-        pts.append(("acc_extra", f"+{x}", lambda r, x=x: _ln(
-            rounding=r, fwd_acc_fmt=FloatFormat(5, 4 + x), bwd_acc_fmt=FloatFormat(6, 3 + x))))
+        pts.append(("acc_extra", f"+{x}", lambda r, x=x: _acc_extra(r, x)))
     for g in groups:
         pts.append(("bfp_group", f"G{g}", lambda r, g=g: _ln(
             rounding=r, lanes=g, x_bfp=BfpFormat(g, 5), y_bfp=BfpFormat(g, 5),

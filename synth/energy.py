@@ -115,39 +115,61 @@ def traffic_bits(cfg, m=DEFAULT_M):
 
 
 def documented_op_counts(cfg):
-    """Operation counts from docs/bn-spec.md sections 4-5, shaped like ``bn.op_counts``.
+    """Operation counts from docs/bn-spec.md sections 2-5, shaped like ``bn.op_counts``.
 
-    Per element for the streaming phases, per channel for the ``*_final`` phases.
+    Per element for the streaming phases, per channel for the ``*_final`` phases.  The precision
+    policy: streaming ops in P / PB, sums in W / WB (rounded once into A / AB), per-channel
+    arithmetic in A / AB, constants rounded into C / CB.  Conversions of a per-channel constant
+    inside a streaming phase (1/m per element, exact, priced 0) are left out.
     """
-    A, AB, F, B = (cfg.fwd_acc_fmt.name, cfg.bwd_acc_fmt.name, cfg.fwd_fmt.name,
-                   cfg.bwd_fmt.name)
+    n = lambda f: f.name  # noqa: E731
+    A, AB, F, B = n(cfg.fwd_acc_fmt), n(cfg.bwd_acc_fmt), n(cfg.fwd_fmt), n(cfg.bwd_fmt)
+    P, PB, C, CB = n(cfg.fwd_op), n(cfg.bwd_op), n(cfg.fwd_const), n(cfg.bwd_const)
+    W, WB = n(cfg.fwd_sum_fmt), n(cfg.bwd_sum_fmt)
     rng = cfg.algorithm == "range"
     dec = lambda t: {f"bfp_decode {t}": 1.0} if getattr(cfg, f"{t}_bfp") else {}  # noqa: E731
     enc = lambda t, src, dst: ({f"bfp_encode {t}": 1.0} if getattr(cfg, f"{t}_bfp")  # noqa: E731
                                else {} if src == dst else {f"convert {src}->{dst}": 1.0})
+
+    def cv(src, dst, k=1.0):
+        return {} if src == dst else {f"convert {src}->{dst}": k}
+
+    def merge(*parts):
+        out = {}
+        for p in parts:
+            for key, v in p.items():
+                out[key] = out.get(key, 0.0) + v
+        return out
+
     k = cfg.chunks
-    c = {"fwd_pass1": {f"add {A}": 1.0, **dec("x"), **({f"max {F}": 1.0, f"min {F}": 1.0}
-                                                       if rng else {})}}
+    c = {"fwd_pass1": merge({f"add {W}": 1.0}, cv(F, W), dec("x"),
+                            {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {})}
     if not rng:
-        c["fwd_pass2"] = {f"sub {A}": 1.0, f"mul {A}": 1.0, f"add {A}": 1.0, **dec("x")}
+        c["fwd_pass2"] = merge({f"sub {P}": 1.0, f"mul {P}": 1.0, f"add {W}": 1.0}, cv(F, P),
+                               cv(P, W), dec("x"))
     # The last forward pass (range: 2, conventional: 3) normalizes; phase names as in bn.py.
-    c["fwd_pass2" if rng else "fwd_pass3"] = {f"mul {A}": 1.0, f"add {A}": 1.0, **dec("x"), **enc("y", A, F)}
+    c["fwd_pass2" if rng else "fwd_pass3"] = merge({f"mul {P}": 1.0, f"add {P}": 1.0},
+                                                    cv(F, P), dec("x"), enc("y", P, F))
+    consts = merge(cv(A, C, 4.0), cv(C, A, 3.0))
     if rng:
-        c["fwd_final"] = {f"mul {A}": 4.0, f"add {A}": 2.0 * k + 1, f"sub {A}": 2.0,
-                          f"div {A}": 1.0}
+        c["fwd_final"] = merge({f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 2.0,
+                                f"div {A}": 1.0, f"add {W}": 2.0 * k}, cv(F, W, 2.0 * k),
+                               cv(W, A, 3.0), consts)
     else:
-        c["fwd_final"] = {f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 1.0, f"sqrt {A}": 1.0,
-                          f"div {A}": 1.0}
-    c["bwd_pass1"] = {f"sub {AB}": 1.0, f"mul {AB}": 2.0, f"add {AB}": 2.0, **dec("x"),
-                      **dec("dy")}
+        c["fwd_final"] = merge({f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 1.0,
+                                f"sqrt {A}": 1.0, f"div {A}": 1.0}, cv(W, A, 2.0), consts)
+    c["bwd_pass1"] = merge({f"sub {PB}": 1.0, f"mul {PB}": 2.0, f"add {WB}": 2.0}, cv(F, PB),
+                           cv(B, PB), cv(PB, WB), cv(B, WB), dec("x"), dec("dy"))
     if cfg.grad == "range":
-        c["bwd_final"] = {f"mul {AB}": 5.0, f"add {AB}": 1.0, f"sub {AB}": 1.0}
-        c["bwd_pass2"] = {f"mul {AB}": 1.0, f"sub {AB}": 1.0, **dec("dy"), **enc("dx", AB, B)}
+        c["bwd_final"] = merge({f"mul {AB}": 5.0, f"add {AB}": 1.0, f"sub {AB}": 1.0},
+                               cv(WB, AB, 2.0), cv(AB, CB, 6.0))
+        c["bwd_pass2"] = merge({f"mul {PB}": 1.0, f"sub {PB}": 1.0}, dec("dy"),
+                               enc("dx", PB, B))
     else:
-        c["bwd_final"] = {f"mul {AB}": 6.0}
-        c["bwd_pass2"] = {f"mul {AB}": 2.0, f"sub {AB}": 3.0, **dec("x"), **dec("dy"),
-                          **enc("dx", AB, B)}
-    return c
+        c["bwd_final"] = merge({f"mul {AB}": 6.0}, cv(WB, AB, 2.0), cv(AB, CB, 5.0))
+        c["bwd_pass2"] = merge({f"mul {PB}": 2.0, f"sub {PB}": 3.0}, dec("x"), dec("dy"),
+                               enc("dx", PB, B))
+    return {ph: v for ph, v in c.items() if v}
 
 
 def op_counts(cfg):

@@ -35,12 +35,20 @@ def _bn_points():
     from ..golden.bnconfig import LIGHTNORM
     from ..golden.formats import FloatFormat
 
+    from ..golden.bnconfig import lightnorm_policy
+
     def with_bfp(cfg_kw, group, man_f, man_b):
         base = LIGHTNORM
         kw = dict(cfg_kw)
         for t, man in (("x", man_f), ("y", man_f), ("dy", man_b), ("dx", man_b)):
             kw[f"{t}_bfp"] = getattr(base, f"{t}_bfp").replace(group=group, man_bits=man + 1)
-        return base.replace(lanes=group, **kw)
+        # LIGHTNORM's precision policy for the data formats (ops and constants in them, "+8"
+        # accumulators with the exponent every sum needs)
+        fmts = {k: kw.pop(k) for k in ("fwd_fmt", "bwd_fmt") if k in kw}
+        for k in ("fwd_acc_fmt", "bwd_acc_fmt"):
+            kw.pop(k, None)
+        return lightnorm_policy(base, fmts.get("fwd_fmt"), fmts.get("bwd_fmt"), lanes=group,
+                                **kw)
 
     pts = []
     for m in MAN_BITS:

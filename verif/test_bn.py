@@ -499,7 +499,7 @@ def cycle_problems(cfg, verdict):
     return bad
 
 
-@pytest.mark.parametrize("preset", ["lightnorm", "lightnorm_rne", "fp32_bn", "bf16_bn"])
+@pytest.mark.parametrize("preset", list(BN_PRESETS))
 def test_bn_presets(preset):
     """The presets at full size (G = 8): every layer of LAYERS (ICARUS_LAYERS on Icarus) back
     to back, without pauses (cycles checked against the model of docs/interface.md) and with
@@ -516,12 +516,44 @@ def test_bn_presets(preset):
     assert not problems, f"{preset}: cycles differ from the model:\n" + "\n".join(problems)
 
 
+def random_policy(r, F, B, A, AB, algorithm, K, max_m, sub):
+    """Random precision-policy fields for data formats F, B and accumulator candidates A, AB.
+
+    Constant and op formats between the data and the accumulator formats (F <= C <= P <= A,
+    B and F <= CB <= PB <= AB); an op format is None (= the accumulator) with probability 1/4,
+    its constant format then too with probability 1/2 (C = A needs P = A); then the
+    accumulators get the fewest extra exponent bits that keep every sum of ``max_m`` terms
+    finite (the BNConfig rule), so every drawn policy is valid.
+    """
+    from lightnorm.golden.bnconfig import _widen_for_sums, policy_between
+    from lightnorm.golden.formats import FloatFormat
+    FB = FloatFormat(max(F.exp_bits, B.exp_bits), max(F.man_bits, B.man_bits), subnormals=sub)
+    P = policy_between(r, F, A, sub)
+    C = policy_between(r, F, P, sub)
+    PB = policy_between(r, FB, AB, sub)
+    CB = policy_between(r, FB, PB, sub)
+    # None = the accumulator format; a constant format equal to A also forces P = A (P holds C)
+    wide_p, wide_pb = r.random() < 0.25, r.random() < 0.25
+    wide_c, wide_cb = wide_p and r.random() < 0.5, wide_pb and r.random() < 0.5
+    terms = [(F, max_m), (F, K)] + ([] if wide_p or algorithm == "range" else [(P, max_m)])
+    A = _widen_for_sums(A, terms)
+    AB = _widen_for_sums(AB, [(B, max_m)] + ([] if wide_pb else [(PB, max_m)]))
+    out = {"fwd_acc_fmt": A, "bwd_acc_fmt": AB}
+    out["fwd_op_fmt"] = None if wide_p else P
+    out["fwd_const_fmt"] = None if wide_c else C
+    out["bwd_op_fmt"] = None if wide_pb else PB
+    out["bwd_const_fmt"] = None if wide_cb else CB
+    return out
+
+
 def random_hdl_config(seed, lanes):
     """A random valid BNConfig with ``lanes`` = G for the HDL sweep, drawn from ``seed``.
 
     Data formats E3..E8 with 1..7 mantissa bits (BNConfig takes any FloatFormat; wider
     mantissas only make the unit bigger), accumulators with 0..1 more exponent and 0..8 more
-    mantissa bits (and the backward accumulator also holding the forward data format),
+    mantissa bits (and the backward accumulator also holding the forward data format), a
+    precision policy between them (:func:`random_policy`: op and constant formats, the
+    accumulator exponents widened until no sum of max_m terms overflows),
     subnormals kept or flushed (FTZ) throughout, BFP (group G, magnitude 2..precision+1 bits)
     or plain words per tensor, K 1..8, algorithm, gradient form, rounding, eps, max_m and every
     pipeline depth.  The discrete choices that matter most cycle with ``seed`` so that any four
@@ -545,6 +577,9 @@ def random_hdl_config(seed, lanes):
     (F, A), (B, AB) = fmt_pair(), fmt_pair()
     AB = FloatFormat(max(AB.exp_bits, F.exp_bits), max(AB.man_bits, F.man_bits), subnormals=sub)
     algorithm, grad = (("range", "range"), ("range", "bn"), ("conventional", "bn"))[seed % 3]
+    K = int(r.integers(1, 9))
+    max_m = int(r.choice([4096, 5000, 65536]))
+    policy = random_policy(r, F, B, A, AB, algorithm, K, max_m, sub)
 
     def bfp(fmt):
         if r.random() < 0.3:
@@ -553,13 +588,13 @@ def random_hdl_config(seed, lanes):
 
     eps_choices = [0.0, 2.0 ** -4, 2.0 ** -2, 1e-3]
     eps = float(r.choice(eps_choices))
+    A = policy["fwd_acc_fmt"]
     if eps and fp.decode(A, fp.encode(A.replace(rounding="rne"), eps)) == 0:
         eps = 2.0 ** -2          # would round to zero in a narrow fwd_acc_fmt
-    return BNConfig(algorithm=algorithm, grad=grad, fwd_fmt=F, bwd_fmt=B, fwd_acc_fmt=A,
-                    bwd_acc_fmt=AB, x_bfp=bfp(F), y_bfp=bfp(F), dy_bfp=bfp(B), dx_bfp=bfp(B),
-                    lanes=lanes, chunks=int(r.integers(1, 9)), eps=eps,
-                    rounding=("rne", "rtz")[seed % 2],
-                    max_m=int(r.choice([4096, 5000, 65536])),
+    return BNConfig(algorithm=algorithm, grad=grad, fwd_fmt=F, bwd_fmt=B, **policy,
+                    x_bfp=bfp(F), y_bfp=bfp(F), dy_bfp=bfp(B), dx_bfp=bfp(B),
+                    lanes=lanes, chunks=K, eps=eps,
+                    rounding=("rne", "rtz")[seed % 2], max_m=max_m,
                     add_stages=int(r.integers(0, 3)), mul_stages=int(r.integers(0, 3)),
                     div_stages=int(r.integers(0, 4)), sqrt_stages=int(r.integers(0, 4)),
                     minmax_stages=int(r.integers(0, 2)), bfp_stages=int(r.integers(0, 3)))
@@ -678,10 +713,12 @@ def random_config(seed):
             return None
         return BfpFormat(G, int(r.integers(2, fmt.precision + 2)))
 
-    return BNConfig(algorithm=algorithm, grad=grad, fwd_fmt=F, bwd_fmt=B, fwd_acc_fmt=A,
-                    bwd_acc_fmt=AB, x_bfp=bfp(F), y_bfp=bfp(F), dy_bfp=bfp(B), dx_bfp=bfp(B),
+    max_m = int(r.choice([64, 1000]))
+    policy = random_policy(r, F, B, A, AB, algorithm, K, max_m, sub)
+    return BNConfig(algorithm=algorithm, grad=grad, fwd_fmt=F, bwd_fmt=B, **policy,
+                    x_bfp=bfp(F), y_bfp=bfp(F), dy_bfp=bfp(B), dx_bfp=bfp(B),
                     lanes=G, chunks=K, eps=float(r.choice([0.0, 2.0 ** -4, 2.0 ** -2])),
-                    rounding=("rne", "rtz")[seed % 2], max_m=int(r.choice([64, 1000])),
+                    rounding=("rne", "rtz")[seed % 2], max_m=max_m,
                     add_stages=int(r.integers(0, 3)), mul_stages=int(r.integers(0, 3)),
                     div_stages=int(r.integers(0, 4)), sqrt_stages=int(r.integers(0, 4)),
                     minmax_stages=0, bfp_stages=int(r.integers(0, 3)))
@@ -704,3 +741,16 @@ def test_bn_random_configs(seed):
     dout, res, _ = run_pysim(cfg, phase, seed)
     check_beats(f"dout ({cfg})", phase["dout"], dout)
     check_beats(f"res ({cfg})", phase["res"], res)
+
+
+def test_bn_lightnorm_large_m():
+    """LIGHTNORM (G = 8) at m = 16384 on the HDL simulator: one forward and one backward
+    command of normal data (random scale and offset), bit for bit against the golden model -- the sums in the wide
+    format W (and their single rounding on the sequencer) at a length where the old
+    sequential-in-A sums had stagnated (mu at 0.95 of the mean already at m = 2048)."""
+    cfg = BN_PRESETS["lightnorm"]
+    rng = np.random.default_rng(21)
+    commands = commands_for(cfg, rng, (1, 8, 128, 128), "normal", ("forward", "backward"))
+    verdict = run_bn(cfg, "lightnorm", [make_phase(cfg, commands, 0.0)])
+    print("\n".join(summary(verdict)))
+    assert not cycle_problems(cfg, verdict), cycle_problems(cfg, verdict)

@@ -141,7 +141,7 @@ INVALID = [
     ("wrong-type", 'lanes = "4"\n', ['lanes = "4"', "must be an integer"]),
     ("wrong-type-format", 'fwd_fmt = 5\n', ["fwd_fmt = 5", "must be a format name"]),
     ("out-of-range", 'chunks = 65\n', ["chunks = 65", "chunks must be between 1 and 64, not 65"]),
-    ("bad-format", 'fwd_fmt = "E9M3"\n', ['fwd_fmt = "E9M3"', "exp_bits must be between 2 and 8"]),
+    ("bad-format", 'fwd_fmt = "E12M3"\n', ['fwd_fmt = "E12M3"', "exp_bits must be between 2 and 11"]),
     ("format-rejected", 'fwd_acc_fmt = "E5M3"\n',
      ['fwd_acc_fmt = "E5M3"', "must hold every value of fwd_fmt"]),
     ("bfp-group", 'lanes = 4\nx_bfp = {group = 8, man_bits = 5}\n',
@@ -149,7 +149,7 @@ INVALID = [
     ("per-format-rounding", 'fwd_fmt = {exp_bits = 5, man_bits = 4, rounding = "rne"}\n',
      ["fwd_fmt = {", "rounding is set for the whole config by the rounding field"]),
     ("unknown-base", 'base = "lightnrom"\n',
-     ['base = "lightnrom"', 'must be one of "lightnorm", "lightnorm_rne", "fp32_bn"']),
+     ['base = "lightnrom"', 'must be one of "lightnorm", "lightnorm_rne", "lightnorm_wide", "fp32_bn"']),
     ("malformed", 'lanes = 4\nchunks =\n', ["not valid TOML", "line 2"]),
     ("missing", None, ["cannot read the configuration file", "No such file"]),
 ]

@@ -12,13 +12,28 @@ import numpy as np
 import pytest
 
 from lightnorm.golden import bn, fp, reference as ref
-from lightnorm.golden.bnconfig import BNConfig, BN_PRESETS, LIGHTNORM, LIGHTNORM_RNE, FP32_BN, BF16_BN
+from lightnorm.golden.bnconfig import (BNConfig, BN_PRESETS, LIGHTNORM, LIGHTNORM_RNE,
+                                       LIGHTNORM_WIDE, FP32_BN, BF16_BN, FP32_ACC)
 from lightnorm.golden.formats import FP32, FloatFormat, BfpFormat
 
 NO_BFP = dict(x_bfp=None, y_bfp=None, dy_bfp=None, dx_bfp=None)
-#: Range BN computed in FP32 with plain words: isolates the operation order from quantization.
-RANGE_FP32 = LIGHTNORM.replace(fwd_fmt=FP32, bwd_fmt=FP32, fwd_acc_fmt=FP32, bwd_acc_fmt=FP32,
-                               rounding="rne", **NO_BFP)
+#: Range BN computed in FP32 with plain words: isolates the operation order from quantization
+#: (streaming ops and constants in FP32, sums and per-channel arithmetic in E9M23, like FP32_BN).
+RANGE_FP32 = LIGHTNORM_WIDE.replace(fwd_fmt=FP32, bwd_fmt=FP32, fwd_acc_fmt=FP32_ACC,
+                                    bwd_acc_fmt=FP32_ACC, fwd_op_fmt=FP32, bwd_op_fmt=FP32,
+                                    fwd_const_fmt=FP32, bwd_const_fmt=FP32, rounding="rne",
+                                    **NO_BFP)
+
+
+def sum32(terms):
+    """float32 of the float64 sequential sum: the unit's sum (W = E9M42, rounded once into an
+    E9M23 accumulator) for data whose partial sums are exact in W and float64, as here."""
+    return np.cumsum(terms.astype(np.float64), axis=0)[-1].astype(np.float32)
+
+
+def acc32(cfg, bits):
+    """E9M23 accumulator words as float32 (exact for values in float32's normal range)."""
+    return fp.decode(cfg.fwd_acc_fmt, bits).astype(np.float32)
 
 
 def layer(shape=(2, 10, 4, 4), seed=0, scale=2.0, offset=0.5):
@@ -130,11 +145,17 @@ def test_config_rounding_applies_to_all_formats_and_presets():
                   cfg.y_bfp, cfg.dy_bfp, cfg.dx_bfp):
             assert f is None or f.rounding == cfg.rounding
     assert LIGHTNORM.fwd_fmt.replace(rounding="rne") == FloatFormat(5, 4)
-    assert LIGHTNORM.bwd_acc_fmt.replace(rounding="rne") == FloatFormat(6, 11)
+    assert LIGHTNORM.bwd_acc_fmt.replace(rounding="rne") == FloatFormat(7, 11)
+    assert LIGHTNORM.fwd_acc_fmt.replace(rounding="rne") == FloatFormat(6, 12)
+    assert (LIGHTNORM.fwd_op, LIGHTNORM.fwd_const) == (LIGHTNORM.fwd_fmt,) * 2
+    assert LIGHTNORM.bwd_op.replace(rounding="rne") == FloatFormat(6, 4) == \
+        LIGHTNORM.bwd_const.replace(rounding="rne")
+    assert LIGHTNORM_WIDE.fwd_op == LIGHTNORM_WIDE.fwd_acc_fmt
     assert LIGHTNORM.x_bfp.man_bits == LIGHTNORM.fwd_fmt.precision
     assert LIGHTNORM.dx_bfp.man_bits == LIGHTNORM.bwd_fmt.precision
     assert (LIGHTNORM.lanes, LIGHTNORM.chunks, LIGHTNORM.grad) == (8, 8, "range")
-    assert set(BN_PRESETS) == {"lightnorm", "lightnorm_rne", "fp32_bn", "bf16_bn"}
+    assert set(BN_PRESETS) == {"lightnorm", "lightnorm_rne", "lightnorm_wide", "fp32_bn",
+                               "bf16_bn"}
     assert hash(LIGHTNORM) == hash(LIGHTNORM.replace())
 
 
@@ -152,6 +173,7 @@ def test_fp32_golden_matches_numpy_float32_sequence():
     """An independent float32 evaluation of bn-spec sections 4-5 gives the same bits."""
     f32 = np.float32
     x, dy, gamma, beta = layer(shape=(2, 8, 3, 5), seed=5)
+    cfg = FP32_BN
     fwd = bn.forward(FP32_BN, x, gamma, beta)
     bwd = bn.backward(FP32_BN, dy, gamma, fwd)
     xs = bn.layer_to_stream(x).astype(f32)
@@ -159,29 +181,29 @@ def test_fp32_golden_matches_numpy_float32_sequence():
     m = xs.shape[0]
     with np.errstate(all="ignore"):
         inv_m = f32(1.0 / m)
-        mu = np.cumsum(xs, axis=0, dtype=f32)[-1] * inv_m
+        mu = sum32(xs) * inv_m
         d = xs - mu
-        vsum = np.cumsum(d * d, axis=0, dtype=f32)[-1]
+        vsum = sum32(d * d)
         var = vsum * inv_m
         s = f32(1) / np.sqrt(var + f32(1e-5))
         a = gamma.astype(f32) * s
         b = beta.astype(f32) - mu * a
         y = a * xs + b
         np.testing.assert_array_equal(fwd.stats["mu"], mu.view(np.uint32))
-        np.testing.assert_array_equal(fwd.stats["sig"], var.view(np.uint32))
+        np.testing.assert_array_equal(acc32(FP32_BN, fwd.stats["sig"]), var)
         np.testing.assert_array_equal(fwd.stats["s"], s.view(np.uint32))
         np.testing.assert_array_equal(bn.layer_to_stream(fwd.y), y)
         # backward
         ga = gamma.astype(f32)
         xh = d * s
-        dgamma = np.cumsum(dys * xh, axis=0, dtype=f32)[-1]
-        dbeta = np.cumsum(dys, axis=0, dtype=f32)[-1]
+        dgamma = sum32(dys * xh)
+        dbeta = sum32(dys)
         a2 = ga * s
         c0 = a2 * (dbeta * inv_m)
         c1 = (a2 * s) * (dgamma * inv_m)
         dx = (a2 * dys - c0) - c1 * d
-    np.testing.assert_array_equal(bwd.dgamma_bits, dgamma.view(np.uint32))
-    np.testing.assert_array_equal(bwd.dbeta_bits, dbeta.view(np.uint32))
+    np.testing.assert_array_equal(acc32(cfg, bwd.dgamma_bits), dgamma)
+    np.testing.assert_array_equal(acc32(cfg, bwd.dbeta_bits), dbeta)
     np.testing.assert_array_equal(bn.layer_to_stream(bwd.dx), dx)
 
 
@@ -200,26 +222,26 @@ def test_range_fp32_golden_matches_numpy_float32_sequence():
     assert [hi - lo for lo, hi in bounds] == [4] * 6 + [3] * 2
     inv_m = f32(1.0 / m)
     ck = f32(ref.range_constant(m, k) / k)
-    mu = np.cumsum(xs, axis=0, dtype=f32)[-1] * inv_m
+    mu = sum32(xs) * inv_m
     mx = np.array([xs[lo:hi].max(0) for lo, hi in bounds])
     mn = np.array([xs[lo:hi].min(0) for lo, hi in bounds])
     amax = np.array([lo + xs[lo:hi].argmax(0) for lo, hi in bounds]).T
     amin = np.array([lo + xs[lo:hi].argmin(0) for lo, hi in bounds]).T
-    rng = np.cumsum(mx, axis=0, dtype=f32)[-1] - np.cumsum(mn, axis=0, dtype=f32)[-1]
+    rng = sum32(mx) - sum32(mn)
     sig = rng * ck
     s = f32(1) / (sig + f32(cfg.eps))
     g32, b32 = gamma.astype(f32), beta.astype(f32)
     a = g32 * s
     y = a * xs + (b32 - mu * a)
     np.testing.assert_array_equal(fwd.stats["mu"], mu.view(np.uint32))
-    np.testing.assert_array_equal(fwd.stats["sig"], sig.view(np.uint32))
+    np.testing.assert_array_equal(acc32(cfg, fwd.stats["sig"]), sig)
     np.testing.assert_array_equal(fwd.stats["s"], s.view(np.uint32))
     np.testing.assert_array_equal(fwd.amax, amax)
     np.testing.assert_array_equal(fwd.amin, amin)
     np.testing.assert_array_equal(bn.layer_to_stream(fwd.y), y)
     d = xs - mu
-    dgamma = np.cumsum(dys * (d * s), axis=0, dtype=f32)[-1]
-    dbeta = np.cumsum(dys, axis=0, dtype=f32)[-1]
+    dgamma = sum32(dys * (d * s))
+    dbeta = sum32(dys)
     c0 = a * (dbeta * inv_m)
     c2 = (a * dgamma) * ck
     pos = np.arange(m)[:, None]
@@ -227,8 +249,8 @@ def test_range_fp32_golden_matches_numpy_float32_sequence():
     ismax, ismin = pos == amax.T[chunk_of], pos == amin.T[chunk_of]
     sel = np.where(ismax & ~ismin, c0 + c2, np.where(ismin & ~ismax, c0 - c2, c0))
     dx = a * dys - sel
-    np.testing.assert_array_equal(bwd.dgamma_bits, dgamma.view(np.uint32))
-    np.testing.assert_array_equal(bwd.dbeta_bits, dbeta.view(np.uint32))
+    np.testing.assert_array_equal(acc32(cfg, bwd.dgamma_bits), dgamma)
+    np.testing.assert_array_equal(acc32(cfg, bwd.dbeta_bits), dbeta)
     np.testing.assert_array_equal(bn.layer_to_stream(bwd.dx), dx)
 
 
@@ -418,7 +440,7 @@ def test_inference_matches_forward_last_pass(cfg):
     ``inference_constants`` make an inference command reproduce the forward y bit for bit."""
     x, _, gamma, beta = layer(shape=(2, 10, 4, 4), seed=15)
     fwd = bn.forward(cfg, x, gamma, beta)
-    A = cfg.fwd_acc_fmt
+    A = cfg.fwd_const              # mu, s, a, b are constant-format (C) words
     # what a host has: the result beats' r0 (mu) and r2 (s) words
     res = [bn.parse_result_beat(cfg, v) for v in bn.result_beats(cfg, fwd).ravel()][:10]
     mu = fp.decode(A, np.array([r["r0"] for r in res], dtype=A.dtype))
@@ -434,7 +456,7 @@ def test_inference_matches_forward_last_pass(cfg):
                           bn.command_beats(cfg, "inference", m, a=fwd.stats["a"],
                                            b=fwd.stats["b"])[:, 1:])
     # the float64 shortcut a = gamma*s, b = beta - gamma*mu*s rounds differently
-    if cfg.fwd_acc_fmt.man_bits < 23:
+    if cfg.fwd_const.man_bits < 23:
         naive = bn.inference(cfg, x, gamma * fwd.s, beta - gamma * fwd.mu * fwd.s)
         assert not np.array_equal(naive.a_bits, fwd.stats["a"]) or \
             not np.array_equal(naive.b_bits, fwd.stats["b"])
@@ -468,9 +490,9 @@ def test_command_beats_take_the_result_inputs():
         bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "amin": None})
     with pytest.raises(ValueError, match="not a position"):
         bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "amax": bwd.inputs["amax"] + m})
-    with pytest.raises(ValueError, match="not a 18-bit e6m11_rtz word"):
-        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "s": bwd.inputs["s"] + (1 << 18)})
-    with pytest.raises(TypeError, match="integer array of e5m12_rtz words"):
+    with pytest.raises(ValueError, match="not a 19-bit e7m11_rtz word"):
+        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "s": bwd.inputs["s"] + (1 << 19)})
+    with pytest.raises(TypeError, match="integer array of e6m12_rtz words"):
         bn.command_beats(cfg, "forward", m, gamma=np.ones(8), beta=fwd.beta_bits)
     with pytest.raises(ValueError, match="mode must be one of 'forward', 'backward', "
                                          "'inference', not 1"):
@@ -484,19 +506,24 @@ def test_command_beats_take_the_result_inputs():
 
 
 def test_op_counts_per_element():
+    """The policy is visible in the counts: streaming ops in P / PB, sums in W / WB, the
+    per-channel arithmetic in A / AB (LIGHTNORM: P = F = E5M4, PB = E6M4)."""
     ln = bn.op_counts(LIGHTNORM, m=64)
     acc, data = LIGHTNORM.fwd_acc_fmt.name, LIGHTNORM.fwd_fmt.name
-    assert ln["fwd_pass1"][f"add {acc}"] == 1
+    w, wb = LIGHTNORM.fwd_sum_fmt.name, LIGHTNORM.bwd_sum_fmt.name
+    assert ln["fwd_pass1"][f"add {w}"] == 1
     assert ln["fwd_pass1"][f"max {data}"] == 1 and ln["fwd_pass1"][f"min {data}"] == 1
-    assert ln["fwd_pass2"][f"mul {acc}"] == 1 and ln["fwd_pass2"][f"add {acc}"] == 1
+    assert ln["fwd_pass2"][f"mul {data}"] == 1 and ln["fwd_pass2"][f"add {data}"] == 1
     assert ln["fwd_final"][f"div {acc}"] == 1
+    assert ln["fwd_final"][f"add {w}"] == 2 * LIGHTNORM.chunks
     assert "sqrt" not in str(ln)
-    bacc = LIGHTNORM.bwd_acc_fmt.name
-    assert ln["bwd_pass1"][f"add {bacc}"] == 2 and ln["bwd_pass1"][f"mul {bacc}"] == 2
-    assert ln["bwd_pass2"][f"mul {bacc}"] == 1 and ln["bwd_pass2"][f"sub {bacc}"] == 1
+    pb = LIGHTNORM.bwd_op.name
+    assert ln["bwd_pass1"][f"add {wb}"] == 2 and ln["bwd_pass1"][f"mul {pb}"] == 2
+    assert ln["bwd_pass2"][f"mul {pb}"] == 1 and ln["bwd_pass2"][f"sub {pb}"] == 1
     conv = bn.op_counts(FP32_BN, m=16)
-    assert conv["fwd_final"]["sqrt e8m23"] == 1
-    assert conv["fwd_pass2"] == {"sub e8m23": 1, "mul e8m23": 1, "add e8m23": 1}
+    assert conv["fwd_final"]["sqrt e9m23"] == 1
+    assert conv["fwd_pass2"] == {"sub e8m23": 1, "mul e8m23": 1, "add e9m42": 1,
+                                 "convert e8m23->e9m42": 1}
 
 
 def _bfp_for(fmt, lanes, rounding):
@@ -512,9 +539,10 @@ def test_other_configs_run_and_stay_close(lanes, chunks, fwd, bwd, rounding, sub
     """Lane counts, chunk counts, formats, FTZ and rounding other than the presets'."""
     F = FloatFormat(*fwd, subnormals=subnormals)
     B = FloatFormat(*bwd, subnormals=subnormals)
-    A = FloatFormat(fwd[0], fwd[1] + 8, subnormals=subnormals)
-    AB = FloatFormat(max(fwd[0], bwd[0]), max(fwd[1], bwd[1]) + 8, subnormals=subnormals)
-    cfg = BNConfig(grad=grad, fwd_fmt=F, bwd_fmt=B, fwd_acc_fmt=A, bwd_acc_fmt=AB,
+    # two more exponent bits than the data: no sum of max_m = 1024 terms overflows
+    A = FloatFormat(fwd[0] + 2, fwd[1] + 8, subnormals=subnormals)
+    AB = FloatFormat(max(fwd[0], bwd[0]) + 2, max(fwd[1], bwd[1]) + 8, subnormals=subnormals)
+    cfg = BNConfig(grad=grad, fwd_fmt=F, bwd_fmt=B, fwd_acc_fmt=A, bwd_acc_fmt=AB, max_m=1024,
                    x_bfp=_bfp_for(F, lanes, rounding), y_bfp=_bfp_for(F, lanes, rounding),
                    dy_bfp=_bfp_for(B, lanes, rounding), dx_bfp=_bfp_for(B, lanes, rounding),
                    lanes=lanes, chunks=chunks, rounding=rounding, eps=1e-3)

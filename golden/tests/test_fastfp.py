@@ -22,7 +22,10 @@ pytestmark = pytest.mark.skipif(not fastfp.AVAILABLE, reason="numba is not insta
 def _preset_formats():
     fmts = {}
     for cfg in BN_PRESETS.values():
-        for f in (cfg.fwd_fmt, cfg.bwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt):
+        # data, op, constant and accumulator formats, and the wide sum formats W (up to 52 bits)
+        for f in (cfg.fwd_fmt, cfg.bwd_fmt, cfg.fwd_op, cfg.bwd_op, cfg.fwd_const,
+                  cfg.bwd_const, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.fwd_sum_fmt,
+                  cfg.bwd_sum_fmt):
             fmts[f.name] = f
     return list(fmts.values())
 
@@ -59,8 +62,10 @@ def test_kernels_random_and_corners_preset_formats(fmt):
         assert bad.size == 0, f"{op}: {a[bad[:4]]} {b[bad[:4]]} -> {got[bad[:4]]} != {ref[bad[:4]]}"
 
 
-def test_seq_add_matches_fp_loop():
-    fmt = BN_PRESETS["lightnorm"].fwd_acc_fmt
+@pytest.mark.parametrize("fmt", [BN_PRESETS["lightnorm"].fwd_acc_fmt,
+                                 BN_PRESETS["lightnorm"].fwd_sum_fmt,
+                                 BN_PRESETS["fp32_bn"].fwd_sum_fmt], ids=lambda f: f.name)
+def test_seq_add_matches_fp_loop(fmt):
     rng = np.random.default_rng(1)
     terms = random_bits(fmt, 300 * 6, rng).reshape(300, 2, 3)
     acc = np.zeros((2, 3), dtype=fmt.dtype)

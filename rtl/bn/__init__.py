@@ -90,9 +90,10 @@ class BNUnit(wiring.Component):
     def _sequencer(self, stats, rng, ctl):
         cfg = self.cfg
         F, A, AB, G = cfg.fwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.lanes
+        W, WB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
         inputs = {
-            "sum": (stats.acc_f, A), "vsum": (stats.acc_f, A),
-            "dgamma": (stats.acc_g, AB), "dbeta": (stats.acc_b, AB),
+            "sum": (stats.acc_f, W), "vsum": (stats.acc_f, W),
+            "dgamma_w": (stats.acc_g, WB), "dbeta_w": (stats.acc_b, WB),
             "inv_m_f": (ctl.inv_m[:A.width], A), "ck_f": (ctl.ck[:A.width], A),
             "eps_f": (ctl.eps[:A.width], A),
             "gamma_f": ([p[:A.width] for p in ctl.p0], A),
@@ -142,7 +143,8 @@ class BNUnit(wiring.Component):
         m.d.comb += [a.eq(b) for a, b in zip(rng.load_amax, ctl.load_amax)]
         m.d.comb += [a.eq(b) for a, b in zip(rng.load_amin, ctl.load_amin)]
 
-        # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2 | amax | amin.
+        # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2 | amax | amin.  Forward: mu,
+        # s in C and sig in A; backward: dgamma, dbeta rounded from W into AB by the sequencer.
         def slot(v):
             return Cat(v, Const(0, CW - len(v)))
         fwd, bwd = [], []
@@ -150,8 +152,9 @@ class BNUnit(wiring.Component):
             pos = []
             if cfg.has_positions:
                 pos = rng.amax[l] + rng.amin[l]
-            fwd.append(Cat(slot(seq.values["mu"][l]), slot(seq.values["sig"][l]),
-                           slot(seq.values["s"][l]), *pos))
-            bwd.append(Cat(slot(stats.acc_g[l]), slot(stats.acc_b[l]), Const(0, CW)))
+            fwd.append(Cat(slot(seq.values["mu_c"][l]), slot(seq.values["sig"][l]),
+                           slot(seq.values["s_c"][l]), *pos))
+            bwd.append(Cat(slot(seq.values["dgamma"][l]), slot(seq.values["dbeta"][l]),
+                           Const(0, CW)))
         ctl.res_words = {"fwd": fwd, "bwd": bwd}
         return m

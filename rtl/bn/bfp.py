@@ -3,7 +3,7 @@
 Each tensor either travels as packed BFP groups (its ``BfpFormat`` in the config; one
 :class:`lightnorm.rtl.bfp.BfpDecoder` / :class:`~lightnorm.rtl.bfp.BfpEncoder` per tensor, used as a
 combinational core) or as ``G`` plain FP words, lane 0 in the low bits (decode = slicing; encode =
-one FPConvert per lane from the accumulator format, the single output rounding of
+one FPConvert per lane from the op format, the single output rounding of
 docs/bn-spec.md section 2).  The pipeline registers around the codecs belong to the
 ``normalize`` block, which owns the one whole-datapath stall.
 """
@@ -29,7 +29,7 @@ class Codecs(Elaboratable):
     x_words, dy_words : list of Signal, out
         Per-lane F / B words.
     y_acc, dx_acc : list of Signal, in
-        Per-lane results in A / AB.
+        Per-lane results in the op formats P / PB.
     y_raw, dx_raw : Signal, out
         Packed y / dx beats.
     """
@@ -37,7 +37,7 @@ class Codecs(Elaboratable):
     def __init__(self, cfg):
         self.cfg = cfg
         G, F, B = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt
-        A, AB = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        A, AB = cfg.fwd_op, cfg.bwd_op
         self.x_raw = Signal(cfg.tensor_width("x"))
         self.dy_raw = Signal(cfg.tensor_width("dy"))
         self.x_words = [Signal(F.width, name=f"x_word{l}") for l in range(G)]
@@ -69,7 +69,7 @@ class Codecs(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        F, B, A, AB = cfg.fwd_fmt, cfg.bwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        F, B, A, AB = cfg.fwd_fmt, cfg.bwd_fmt, cfg.fwd_op, cfg.bwd_op
         self._decode(m, "x", cfg.x_bfp, F, self.x_raw, self.x_words)
         self._decode(m, "dy", cfg.dy_bfp, B, self.dy_raw, self.dy_words)
         self._encode(m, "y", cfg.y_bfp, A, F, self.y_acc, self.y_raw)

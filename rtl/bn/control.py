@@ -270,10 +270,12 @@ class Control(Elaboratable):
                                 m.d.sync += [self.p0[l].eq(beat[0:CW]),
                                              self.p1[l].eq(beat[CW:2 * CW]),
                                              self.p2[l].eq(beat[2 * CW:3 * CW])]
+                    # a backward lane beat: the range block loads its positions, normalize
+                    # its CB-rounded mu and s (docs/architecture.md, recip)
+                    m.d.comb += [self.load_lane.eq((self.mode == MODE_BWD) & ~refused),
+                                 self.load_index.eq(lane)]
                     if cfg.has_positions:
                         base = 3 * CW
-                        m.d.comb += [self.load_lane.eq((self.mode == MODE_BWD) & ~refused),
-                                     self.load_index.eq(lane)]
                         for j in range(K):
                             m.d.comb += [
                                 self.load_amax[j].eq(beat[base + j * MB:base + (j + 1) * MB]),

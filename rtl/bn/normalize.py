@@ -7,27 +7,31 @@ chunk flags) stays aligned with the lanes.  The arithmetic cores are foundation 
 ``stages=0``; ``mul_stages``/``add_stages`` (the larger of the two per level) and ``bfp_stages``
 set how many registers follow each level.
 
-Per lane, the levels (format A forward, AB backward; docs/bn-spec.md sections 4 and 5)::
+Per lane, the levels (op format P forward, PB backward; docs/bn-spec.md sections 4 and 5;
+the constants are C / CB words, widened exactly into P / PB)::
 
     level  forward                              backward
     dec    x: F word                            x: F word, dy: B word
-    L1     d  = sub_A(cv(x), mu)   [VAR]        d  = sub_AB(cv(x), mu)
-    L2     mA = mul_A(d, d) [VAR] | a*cv(x)     m1 = mul_AB(d, s) [BSTAT] | (c1, d) [DX, bn]
-    L3     y  = add_A(mA, b)                    m2 = mul_AB(cv(dy), m1) [BSTAT] | (a, cv(dy)) [DX]
-    L4    (y here when A == AB, see below)      u  = sub_AB(m2, c0 | c0p | c0m)  [DX]
-    L5                                          dx = sub_AB(u, m1)               [DX, bn]
+    L1     d  = sub_P(cv(x), mu)   [VAR]        d  = sub_PB(cv(x), mu)
+    L2     mA = mul_P(d, d) [VAR] | a*cv(x)     m1 = mul_PB(d, s) [BSTAT] | (c1, d) [DX, bn]
+    L3     y  = add_P(mA, b)                    m2 = mul_PB(cv(dy), m1) [BSTAT] | (a, cv(dy)) [DX]
+    L4    (y here when P == PB, see below)      u  = sub_PB(m2, c0 | c0p | c0m)  [DX]
+    L5                                          dx = sub_PB(u, m1)               [DX, bn]
     enc    y -> y_bfp / F                       dx -> dx_bfp / B
 
+The statistics terms leave the pipeline in their own formats (x: F, d*d: P, dy*x_hat: PB,
+dy: B) and are widened exactly into the stats block's sum formats W / WB.
+
 Units are shared between passes where the operation and format agree (L2 and L3 serve both
-backward passes).  When the forward and backward formats are the same (A == AB, the conventional
-presets) the forward and backward operations of L1, L2 and L4 share one core per lane as well
+backward passes).  When the forward and backward op formats are the same (P == PB, the
+conventional presets) the forward and backward operations of L1, L2 and L4 share one core per lane as well
 (y = ma + b then moves to L4's adder/subtracter), which is what a conventional BN unit would
 do: 3 adders and 2 multipliers per lane in the datapath instead of 5 and 3.  Statistics passes
 consume the pipeline output internally (``stats``/``range`` blocks); ``Y``/``DX`` passes send it
 to ``dout``.
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Value, unsigned
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream
 
 from lightnorm.rtl.pipeline import Pipeline
@@ -70,7 +74,9 @@ class Normalize(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         cfg, ctl, cod, seq = self.cfg, self.ctl, self.codecs, self.seq
-        G, F, B, A, AB = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        G, F, B, AB = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt, cfg.bwd_acc_fmt
+        P, PB, C, CB = cfg.fwd_op, cfg.bwd_op, cfg.fwd_const, cfg.bwd_const
+        W, WB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
         lvl = max(cfg.add_stages, cfg.mul_stages)
         pipe = Pipeline(self.latency, self.latency)
         kind = ctl.kind
@@ -103,30 +109,74 @@ class Normalize(Elaboratable):
                 v[f"ismin{l}"] = self.rng.ismin[l]
         v = cut(v, cfg.bfp_stages)
 
-        # L1: exact conversions (wiring) and the centring subtraction.  When the forward and
-        # backward formats coincide (the conventional presets) one core per level serves both
-        # directions, the operands chosen by the pass kind.
-        share = A == AB
+        # The constants the datapath uses: forward mu, a, b are C words from the sequencer
+        # (inference: a, b from the command), backward a, c0, c1 | c0p, c0m CB words from the
+        # sequencer; the backward command's mu and s (AB words) are rounded into CB as they
+        # arrive (below).  All of them enter the op formats P / PB exactly (P holds C, PB
+        # holds CB).
+        share = P == PB
         for l in range(G):
-            v[f"xa{l}"] = fp_convert(m, f"cv_x_a_l{l}", F, A, v[f"x{l}"])
-            v[f"xb{l}"] = fp_convert(m, f"cv_x_ab_l{l}", F, AB, v[f"x{l}"])
-            v[f"dyb{l}"] = fp_convert(m, f"cv_dy_ab_l{l}", B, AB, v[f"dy{l}"])
-            mu_b = ctl.p1[l][:AB.width]
+            v[f"xa{l}"] = fp_convert(m, f"cv_x_p_l{l}", F, P, v[f"x{l}"])
+            v[f"xb{l}"] = fp_convert(m, f"cv_x_pb_l{l}", F, PB, v[f"x{l}"])
+            v[f"dyb{l}"] = fp_convert(m, f"cv_dy_pb_l{l}", B, PB, v[f"dy{l}"])
+        # The backward command's mu and s rounded into CB once, as its lane beats arrive: one
+        # shared converter per word on the command stream, a CB register per lane (instead of
+        # two converters per lane on the stored AB words).
+        if AB == CB:
+            mu_cb = [ctl.p1[l][:AB.width] for l in range(G)]
+            s_cb = [ctl.p2[l][:AB.width] for l in range(G)]
+        else:
+            CW = cfg.const_width
+            beat = ctl.cmd.payload
+            in_mu = fp_convert(m, "cv_cmd_mu_cb", AB, CB, beat[CW:CW + AB.width])
+            in_s = fp_convert(m, "cv_cmd_s_cb", AB, CB, beat[2 * CW:2 * CW + AB.width])
+            mu_cb = [Signal(CB.width, name=f"mu_cb_l{l}", reset_less=True) for l in range(G)]
+            s_cb = [Signal(CB.width, name=f"s_cb_l{l}", reset_less=True) for l in range(G)]
+            for l in range(G):
+                with m.If(ctl.load_lane & (ctl.load_index == l)):
+                    m.d.sync += [mu_cb[l].eq(in_mu), s_cb[l].eq(in_s)]
+        cst = {}
+        for l in range(G):
+            def fwd_c(name, value):
+                return fp_convert(m, f"cv_{name}_p_l{l}", C, P, value)
+
+            def bwd_c(name, value, src=CB):
+                if src != CB:
+                    value = fp_convert(m, f"cv_{name}_cb_l{l}", src, CB, value)
+                return fp_convert(m, f"cv_{name}_pb_l{l}", CB, PB, value)
+            cst[f"mu_f{l}"] = fwd_c("mu", vals["mu_c"][l])
+            cst[f"a_f{l}"] = fwd_c("a", Mux(infer, ctl.p0[l][:C.width], vals["a_c"][l]))
+            cst[f"b_f{l}"] = fwd_c("b", Mux(infer, ctl.p1[l][:C.width], vals["b_c"][l]))
+            cst[f"mu_b{l}"] = bwd_c("mu", mu_cb[l])
+            cst[f"s_b{l}"] = bwd_c("s", s_cb[l])
+            cst[f"a_b{l}"] = bwd_c("a", vals["a_bc"][l])
+            cst[f"c0_b{l}"] = bwd_c("c0", vals["c0_c"][l])
+            if cfg.grad == "bn":
+                cst[f"c1_b{l}"] = bwd_c("c1", vals["c1_c"][l])
+            else:
+                cst[f"c0p_b{l}"] = bwd_c("c0p", vals["c0p_c"][l])
+                cst[f"c0m_b{l}"] = bwd_c("c0m", vals["c0m_c"][l])
+
+        # L1: the centring subtraction.  When the forward and backward op formats coincide
+        # (the conventional presets) one core per level serves both directions, the operands
+        # chosen by the pass kind.
+        for l in range(G):
+            mu_b = cst[f"mu_b{l}"]
             if cfg.algorithm == "conventional" and share:
-                d = fp_sub(m, f"sub_mu_l{l}", A, v[f"xa{l}"],
-                           Mux(kind == KIND_VAR, vals["mu"][l], mu_b))
+                d = fp_sub(m, f"sub_mu_l{l}", P, v[f"xa{l}"],
+                           Mux(kind == KIND_VAR, cst[f"mu_f{l}"], mu_b))
                 v[f"da{l}"] = v[f"db{l}"] = d
                 continue
             if cfg.algorithm == "conventional":
-                v[f"da{l}"] = fp_sub(m, f"sub_mu_a_l{l}", A, v[f"xa{l}"], vals["mu"][l])
-            v[f"db{l}"] = fp_sub(m, f"sub_mu_ab_l{l}", AB, v[f"xb{l}"], mu_b)
+                v[f"da{l}"] = fp_sub(m, f"sub_mu_p_l{l}", P, v[f"xa{l}"], cst[f"mu_f{l}"])
+            v[f"db{l}"] = fp_sub(m, f"sub_mu_pb_l{l}", PB, v[f"xb{l}"], mu_b)
         v = cut(v, lvl)
 
         # L2
         for l in range(G):
-            a_l = Mux(infer, ctl.p0[l][:A.width], vals["a"][l])
-            s_l = ctl.p2[l][:AB.width]
-            k1 = Mux(kind == KIND_BSTAT, s_l, vals["c1"][l]) if cfg.grad == "bn" else s_l
+            a_l = cst[f"a_f{l}"]
+            s_l = cst[f"s_b{l}"]
+            k1 = Mux(kind == KIND_BSTAT, s_l, cst[f"c1_b{l}"]) if cfg.grad == "bn" else s_l
             var = kind == KIND_VAR
             if cfg.algorithm == "conventional":
                 fa = Mux(var, v[f"da{l}"], a_l)
@@ -135,20 +185,19 @@ class Normalize(Elaboratable):
                 fa, fb = a_l, v[f"xa{l}"]
             if share:
                 bwd = (kind == KIND_BSTAT) | (kind == KIND_DX)
-                v[f"ma{l}"] = v[f"m1{l}"] = fp_mul(m, f"mul_l{l}", A, Mux(bwd, v[f"db{l}"], fa),
+                v[f"ma{l}"] = v[f"m1{l}"] = fp_mul(m, f"mul_l{l}", P, Mux(bwd, v[f"db{l}"], fa),
                                                    Mux(bwd, k1, fb))
             else:
-                v[f"ma{l}"] = fp_mul(m, f"mul_a_l{l}", A, fa, fb)
-                v[f"m1{l}"] = fp_mul(m, f"mul_s_ab_l{l}", AB, v[f"db{l}"], k1)
+                v[f"ma{l}"] = fp_mul(m, f"mul_p_l{l}", P, fa, fb)
+                v[f"m1{l}"] = fp_mul(m, f"mul_s_pb_l{l}", PB, v[f"db{l}"], k1)
         v = cut(v, lvl)
 
-        # L3 (y = ma + b here, or on the shared L4 subtracter when A == AB)
+        # L3 (y = ma + b here, or on the shared L4 subtracter when P == PB)
         for l in range(G):
             if not share:
-                b_l = Mux(infer, ctl.p1[l][:A.width], vals["b"][l])
-                v[f"y{l}"] = fp_add(m, f"add_b_a_l{l}", A, v[f"ma{l}"], b_l)
-            k2 = Mux(kind == KIND_BSTAT, v[f"m1{l}"], vals["a_b"][l])
-            v[f"m2{l}"] = fp_mul(m, f"mul_dy_ab_l{l}", AB, v[f"dyb{l}"], k2)
+                v[f"y{l}"] = fp_add(m, f"add_b_p_l{l}", P, v[f"ma{l}"], cst[f"b_f{l}"])
+            k2 = Mux(kind == KIND_BSTAT, v[f"m1{l}"], cst[f"a_b{l}"])
+            v[f"m2{l}"] = fp_mul(m, f"mul_dy_pb_l{l}", PB, v[f"dyb{l}"], k2)
         v = cut(v, lvl)
 
         # L4
@@ -156,23 +205,22 @@ class Normalize(Elaboratable):
             if cfg.grad == "range":
                 hi = v[f"ismax{l}"] & ~v[f"ismin{l}"]
                 lo = v[f"ismin{l}"] & ~v[f"ismax{l}"]
-                c = Mux(hi, vals["c0p"][l], Mux(lo, vals["c0m"][l], vals["c0"][l]))
+                c = Mux(hi, cst[f"c0p_b{l}"], Mux(lo, cst[f"c0m_b{l}"], cst[f"c0_b{l}"]))
             else:
-                c = vals["c0"][l]
+                c = cst[f"c0_b{l}"]
             if share:
                 dx = kind == KIND_DX
-                b_l = Mux(infer, ctl.p1[l][:A.width], vals["b"][l])
-                v[f"u{l}"] = v[f"y{l}"] = fp_add(m, f"addsub_l{l}", AB,
+                v[f"u{l}"] = v[f"y{l}"] = fp_add(m, f"addsub_l{l}", PB,
                                                  Mux(dx, v[f"m2{l}"], v[f"ma{l}"]),
-                                                 Mux(dx, c, b_l), sub=dx)
+                                                 Mux(dx, c, cst[f"b_f{l}"]), sub=dx)
             else:
-                v[f"u{l}"] = fp_sub(m, f"sub_c0_ab_l{l}", AB, v[f"m2{l}"], c)
+                v[f"u{l}"] = fp_sub(m, f"sub_c0_pb_l{l}", PB, v[f"m2{l}"], c)
         v = cut(v, lvl)
 
         # L5
         if cfg.grad == "bn":
             for l in range(G):
-                v[f"dx{l}"] = fp_sub(m, f"sub_c1_ab_l{l}", AB, v[f"u{l}"], v[f"m1{l}"])
+                v[f"dx{l}"] = fp_sub(m, f"sub_c1_pb_l{l}", PB, v[f"u{l}"], v[f"m1{l}"])
             v = cut(v, lvl)
         else:
             for l in range(G):
@@ -212,11 +260,18 @@ class Normalize(Elaboratable):
             rg.chunk.eq(out["chunk"]), rg.pos.eq(out["pos"]),
             rg.in_chunk.eq(ctl.chunk), rg.in_pos.eq(ctl.pos),
         ]
+        # The sums' terms, widened exactly into W / WB at the pipeline output (so the pipeline
+        # registers carry the narrow words).
         for l in range(G):
+            if cfg.algorithm == "conventional":
+                tf = Mux(kind == KIND_VAR, fp_convert(m, f"cv_v_w_l{l}", P, W, out[f"ma{l}"]),
+                         fp_convert(m, f"cv_x_w_l{l}", F, W, out[f"x{l}"]))
+            else:
+                tf = fp_convert(m, f"cv_x_w_l{l}", F, W, out[f"x{l}"])
             m.d.comb += [
-                st.term_f[l].eq(Mux(kind == KIND_VAR, out[f"ma{l}"], out[f"xa{l}"])),
-                st.term_g[l].eq(out[f"m2{l}"]),
-                st.term_b[l].eq(out[f"dyb{l}"]),
+                st.term_f[l].eq(tf),
+                st.term_g[l].eq(fp_convert(m, f"cv_g_wb_l{l}", PB, WB, out[f"m2{l}"])),
+                st.term_b[l].eq(fp_convert(m, f"cv_b_wb_l{l}", B, WB, out[f"dy{l}"])),
                 rg.x[l].eq(out[f"x{l}"]),
             ]
         return m

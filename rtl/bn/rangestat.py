@@ -31,44 +31,70 @@ def programs(cfg):
     ``fwd_final`` runs after the last statistics pass (range: pass 1; conventional: pass 2),
     ``fwd_mu`` after pass 1 of the conventional forward (the mean the variance pass needs),
     ``bwd_final`` after backward pass 1.  Operand names: sequencer inputs ``sum``/``vsum`` (the
-    forward accumulator), ``mx{j}``/``mn{j}`` (chunk extrema, F), ``inv_m_f, ck_f, eps_f,
-    gamma_f, beta_f`` (A) and ``dgamma, dbeta, inv_m_b, ck_b, gamma_b, s_b`` (AB).
+    forward accumulator, W), ``mx{j}``/``mn{j}`` (chunk extrema, F), ``inv_m_f, ck_f, eps_f,
+    gamma_f, beta_f`` (A), ``dgamma_w, dbeta_w`` (WB) and ``inv_m_b, ck_b, gamma_b, s_b`` (AB).
+
+    Every sum arrives in (or is accumulated here in) its wide format W and is rounded once into
+    the accumulator format by a ``convert`` step; the constants the streaming passes use are
+    rounded once into the constant format (``*_c``: C forward, CB backward) after they have
+    been computed in the accumulator format (docs/bn-spec.md sections 4 and 5).
     """
     A, AB, K = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.chunks
+    W, WB, C, CB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt, cfg.fwd_const, cfg.bwd_const
     one = int(gfp.encode(A, 1.0))
-    scale = [Op("a", "mul", A, ("gamma_f", "s")),
-             Op("mua", "mul", A, ("mu", "a")),
-             Op("b", "sub", A, ("beta_f", "mua"))]
+
+    def cv(dst, fmt, src, src_fmt):
+        return Op(dst, "convert", fmt, (src,), src_fmt)
+
+    mean = [cv("sum_a", A, "sum", W),
+            Op("mu", "mul", A, ("sum_a", "inv_m_f")),
+            cv("mu_c", C, "mu", A)]
+    scale = [cv("s_c", C, "s", A),
+             Op("a", "mul", A, ("gamma_f", "s_c")),
+             cv("a_c", C, "a", A),
+             Op("mua", "mul", A, ("mu_c", "a_c")),
+             Op("b", "sub", A, ("beta_f", "mua")),
+             cv("b_c", C, "b", A)]
     if cfg.algorithm == "range":
-        fwd = [Op("mu", "mul", A, ("sum", "inv_m_f"))]
-        # Chunk order, from +0: smax = ((+0 + MX[0]) + MX[1]) + ... (bn-spec 4.2).
+        fwd = list(mean)
+        # Chunk order, from +0, in W: smax = ((+0 + MX[0]) + MX[1]) + ..., then one rounding
+        # into A (bn-spec 4.2); the F operands enter the W adder through one shared converter.
         for name, src in (("smax", "mx"), ("smin", "mn")):
-            fwd += [Op(name, "add", A, (0 if j == 0 else name, f"{src}{j}")) for j in range(K)]
-        fwd += [Op("rng", "sub", A, ("smax", "smin")),
+            fwd += [Op(f"{name}_w", "add", W, (0 if j == 0 else f"{name}_w", f"{src}{j}"))
+                    for j in range(K)]
+        fwd += [cv("smax", A, "smax_w", W), cv("smin", A, "smin_w", W),
+                Op("rng", "sub", A, ("smax", "smin")),
                 Op("sig", "mul", A, ("rng", "ck_f")),
                 Op("den", "add", A, ("sig", "eps_f")),
                 Op("s0", "div", A, (one, "den")),
                 Op("s", "zsel", A, ("rng", "s0"))] + scale
-        mu_only = [Op("mu", "mul", A, ("sum", "inv_m_f"))]     # unused by range BN
+        mu_only = list(mean)     # unused by range BN
     else:
-        mu_only = [Op("mu", "mul", A, ("sum", "inv_m_f"))]
-        fwd = [Op("sig", "mul", A, ("vsum", "inv_m_f")),
+        mu_only = list(mean)
+        fwd = [cv("vsum_a", A, "vsum", W),
+               Op("sig", "mul", A, ("vsum_a", "inv_m_f")),
                Op("var_eps", "add", A, ("sig", "eps_f")),
                Op("den", "sqrt", A, ("var_eps",)),
                Op("s0", "div", A, (one, "den")),
-               Op("s", "zsel", A, ("vsum", "s0"))] + scale
-    bwd = [Op("a_b", "mul", AB, ("gamma_b", "s_b")),
+               Op("s", "zsel", A, ("vsum_a", "s0"))] + scale
+    bwd = [cv("dgamma", AB, "dgamma_w", WB),
+           cv("dbeta", AB, "dbeta_w", WB),
+           Op("a_b", "mul", AB, ("gamma_b", "s_b")),
            Op("dbm", "mul", AB, ("dbeta", "inv_m_b")),
            Op("c0", "mul", AB, ("a_b", "dbm"))]
     if cfg.grad == "bn":
         bwd += [Op("dgm", "mul", AB, ("dgamma", "inv_m_b")),
                 Op("as_b", "mul", AB, ("a_b", "s_b")),
-                Op("c1", "mul", AB, ("as_b", "dgm"))]
+                Op("c1", "mul", AB, ("as_b", "dgm")),
+                cv("c1_c", CB, "c1", AB)]
     else:
         bwd += [Op("ad", "mul", AB, ("a_b", "dgamma")),
                 Op("c2", "mul", AB, ("ad", "ck_b")),
                 Op("c0p", "add", AB, ("c0", "c2")),
-                Op("c0m", "sub", AB, ("c0", "c2"))]
+                Op("c0m", "sub", AB, ("c0", "c2")),
+                cv("c0p_c", CB, "c0p", AB),
+                cv("c0m_c", CB, "c0m", AB)]
+    bwd += [cv("a_bc", CB, "a_b", AB), cv("c0_c", CB, "c0", AB)]
     return [mu_only, fwd, bwd]
 
 

@@ -6,10 +6,16 @@ sum of the golden model.  Interleaving partial sums over a pipelined adder would
 order of the additions and therefore the bits, so the loop adder is the one place where the BN
 unit's clock period is set by a full (unpipelined) adder.
 
-* ``acc_f`` (format A): pass-1 ``sum`` of ``cv(x)``; cleared again for the conventional
-  variance pass, where it accumulates ``d*d`` (``vsum``).
-* ``acc_g``, ``acc_b`` (format AB): backward ``dgamma = sum(dy * x_hat)`` and
-  ``dbeta = sum(dy)``.
+* ``acc_f`` (format W, the wide sum format of A): pass-1 ``sum`` of ``cv(x)``; cleared again
+  for the conventional variance pass, where it accumulates ``d*d`` (``vsum``).
+* ``acc_g``, ``acc_b`` (format WB, the wide sum format of AB): backward
+  ``dgamma = sum(dy * x_hat)`` and ``dbeta = sum(dy)``.
+
+The sums stay in W until they are complete; the shared scalar sequencer rounds each once into
+its accumulator format (docs/bn-spec.md, "Sums": W has ``m_bits + 2`` more mantissa bits than
+the accumulator, so a sum of up to ``max_m`` terms does not stagnate).  The terms arrive in
+their own formats (F, B, P, PB, all held exactly by W) and are widened here by wiring
+converters.
 
 All accumulators start at +0 (``clear``) and add only on beats of a statistics pass (``take_*``).
 """
@@ -35,14 +41,14 @@ class Stats(Elaboratable):
     take_f, take_b : Signal, in
         A forward (``term_f``) / backward (``term_g``, ``term_b``) term arrives this cycle.
     term_f, term_g, term_b : list of Signal, in
-        Per-lane terms (A, AB, AB words).
+        Per-lane terms (W, WB, WB words).
     acc_f, acc_g, acc_b : list of Signal, out
-        Per-lane accumulator registers.
+        Per-lane accumulator registers (W, WB, WB words).
     """
 
     def __init__(self, cfg):
         self.cfg = cfg
-        G, A, AB = cfg.lanes, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        G, A, AB = cfg.lanes, cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
         self.clear = Signal()
         self.take_f = Signal()
         self.take_b = Signal()
@@ -56,7 +62,7 @@ class Stats(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        A, AB = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        A, AB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
         for l in range(cfg.lanes):
             if A == AB:
                 # Forward and backward passes never overlap: the A accumulator and dgamma
