@@ -261,18 +261,21 @@ def make_phase(cfg, commands, pause):
     return phase
 
 
-def run_bn(cfg, name, phases, seed=1):
-    """Build (cached) and run the phases; returns the verdict dict, raises on any error."""
-    runner, build_dir = build_bn(cfg, name)
-    spec = build_dir / "phases.pkl"
-    spec.write_bytes(pickle.dumps({"phases": phases, "seed": seed}))
+def run_model(runner, build_dir, name, tb_module, top, spec):
+    """Run cocotb module ``tb_module`` on a built BN top; returns its verdict (``result.json``).
+
+    ``spec`` (phases, seed, ...) reaches the testbench as a pickle named by
+    ``LIGHTNORM_TB_CONFIG``; a run that writes no verdict raises with the end of its log.
+    """
+    path = build_dir / "phases.pkl"
+    path.write_bytes(pickle.dumps(spec))
     result = build_dir / "result.json"
     result.unlink(missing_ok=True)
-    env = {"LIGHTNORM_TB_CONFIG": str(spec),
+    env = {"LIGHTNORM_TB_CONFIG": str(path),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO),
                                                        os.environ.get("PYTHONPATH", "")]))}
     try:
-        runner.test(test_module="lightnorm.verif.tb_bn", hdl_toplevel="bn_unit",
+        runner.test(test_module=tb_module, hdl_toplevel=top,
                     build_dir=build_dir, test_dir=build_dir, extra_env=env,
                     timescale=_TIMESCALE, waves=_waves(), log_file=build_dir / "sim.log")
     except SystemExit:
@@ -280,7 +283,14 @@ def run_bn(cfg, name, phases, seed=1):
     if not result.exists():
         log = (build_dir / "sim.log").read_text(errors="replace")
         raise AssertionError(f"{name}: no verdict (see {build_dir}/sim.log):\n{log[-3000:]}")
-    verdict = json.loads(result.read_text())
+    return json.loads(result.read_text())
+
+
+def run_bn(cfg, name, phases, seed=1):
+    """Build (cached) and run the phases; returns the verdict dict, raises on any error."""
+    runner, build_dir = build_bn(cfg, name)
+    verdict = run_model(runner, build_dir, name, "lightnorm.verif.tb_bn", "bn_unit",
+                        {"phases": phases, "seed": seed})
     if not verdict["passed"]:
         errors = [e for p in verdict["phases"] for e in p["errors"]]
         raise AssertionError(f"{name} ({simulator()}, {build_dir}):\n" + "\n".join(errors[:30]))

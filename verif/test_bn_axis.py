@@ -11,9 +11,6 @@ the rules of docs/interface.md: ``dout`` frames of m beats (one command), ``res`
 (one training command), nothing else on any other output stream.
 """
 
-import json
-import os
-import pickle
 import time
 from pathlib import Path
 
@@ -22,9 +19,9 @@ import pytest
 
 from lightnorm.golden.bnconfig import BN_PRESETS
 
-from .simulate import _TIMESCALE, _runner, _safe, _write_if_changed, build_root, simulator
-from .test_bn import (_icarus_time_zero, _rtl_key, _verilator_waivers, _waves, build_model,
-                      commands_for, small_config)
+from .simulate import _runner, _safe, _write_if_changed, build_root, simulator
+from .test_bn import (_icarus_time_zero, _rtl_key, _verilator_waivers, build_model, commands_for,
+                      run_model, small_config)
 
 _REPO = Path(__file__).resolve().parent.parent
 CORE, TOP = "bn_unit", "bn_axis"
@@ -136,25 +133,9 @@ def axis_phase(cfg, commands, streams, pause, *, scramble=None, burst=3.0):
 def run_axis(cfg, name, phases, seed=1):
     """Build (cached) and run the phases; returns the verdict, raises listing the errors."""
     runner, build_dir, streams = build_axis(cfg, name)
-    spec = build_dir / "phases.pkl"
-    spec.write_bytes(pickle.dumps({
+    verdict = run_model(runner, build_dir, name, "lightnorm.verif.tb_bn_axis", TOP, {
         "phases": phases, "seed": seed,
-        "streams": [{"name": s.name, "direction": s.direction} for s in streams]}))
-    result = build_dir / "result.json"
-    result.unlink(missing_ok=True)
-    env = {"LIGHTNORM_TB_CONFIG": str(spec),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO),
-                                                       os.environ.get("PYTHONPATH", "")]))}
-    try:
-        runner.test(test_module="lightnorm.verif.tb_bn_axis", hdl_toplevel=TOP,
-                    build_dir=build_dir, test_dir=build_dir, extra_env=env,
-                    timescale=_TIMESCALE, waves=_waves(), log_file=build_dir / "sim.log")
-    except SystemExit:
-        pass
-    if not result.exists():
-        log = (build_dir / "sim.log").read_text(errors="replace")
-        raise AssertionError(f"{name}: no verdict (see {build_dir}/sim.log):\n{log[-3000:]}")
-    verdict = json.loads(result.read_text())
+        "streams": [{"name": s.name, "direction": s.direction} for s in streams]})
     if not verdict["passed"]:
         errors = [f"phase {k} (pause {p['pause']}): {e}" for k, p in enumerate(verdict["phases"])
                   for e in p["errors"]]
