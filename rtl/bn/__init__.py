@@ -107,7 +107,12 @@ class BNUnit(wiring.Component):
             inputs[f"mn{j}"] = ([rng.mn[l][j] for l in range(G)], F)
         stages = {"add": cfg.add_stages, "mul": cfg.mul_stages, "div": cfg.div_stages,
                   "sqrt": cfg.sqrt_stages, "minmax": cfg.minmax_stages}
-        return ScalarSequencer(G, programs(cfg), inputs, stages, name="seq")
+        # What the other blocks read (normalize: the streaming constants; the result beats:
+        # mu_c, sig, s_c, dgamma, dbeta): these keep their own registers, everything else
+        # shares the sequencer's temporary slots.
+        outputs = ["mu_c", "sig", "s_c", "a_c", "b_c", "dgamma", "dbeta", "a_bc", "c0_c"]
+        outputs += ["c1_c"] if cfg.grad == "bn" else ["c0p_c", "c0m_c"]
+        return ScalarSequencer(G, programs(cfg), inputs, stages, outputs=outputs, name="seq")
 
     def elaborate(self, platform):
         m = Module()

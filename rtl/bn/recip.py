@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden.formats import FloatFormat
 
-__all__ = ["Op", "ScalarSequencer", "ZeroSelect", "OP_KINDS"]
+__all__ = ["Op", "ScalarSequencer", "ZeroSelect", "OP_KINDS", "Allocation", "allocate"]
 
 #: Operation kinds a program may use, and their operand counts.  ``zsel`` is the spec's
 #: zero-spread rule, ``zsel(c, v) = +0 if c is +-0 else v`` -- a selection, not arithmetic.
@@ -115,6 +115,141 @@ def _make_unit(key, stages):
     raise AssertionError(family)
 
 
+class Allocation(NamedTuple):
+    """Where every program value lives: the result of :func:`allocate`.
+
+    Attributes
+    ----------
+    registers : dict
+        ``name -> width``: the names with their own ``G``-lane register set (the outputs and
+        every name a segment reads before it writes it); they hold until rewritten.
+    slots : list of int
+        Widths of the shared ``G``-lane temporary slots.
+    dst : list
+        Per step of the concatenated program: ``("reg", name)`` or ``("slot", index)``.
+    srcs : list
+        Per step, per operand: an ``int`` constant, ``("input", name)``, ``("reg", name)`` or
+        ``("slot", index)``.
+    """
+    registers: dict
+    slots: list
+    dst: list
+    srcs: list
+
+    @property
+    def bits(self):
+        """Register bits per lane (registers plus slots)."""
+        return sum(self.registers.values()) + sum(self.slots)
+
+
+def _liveness(segment, inputs):
+    """Versions of one segment: ``(writer, reads, cross)``.
+
+    ``writer[j]`` is the step whose result step ``j``'s operands read (per operand: an int
+    constant, ``("input", name)``, ``("ver", step)`` or ``("outer", name)`` for a name the
+    segment reads before writing it); ``reads[w]`` lists the steps reading version ``w``."""
+    latest, srcs, reads, cross = {}, [], {}, set()
+    for j, op in enumerate(segment):
+        row = []
+        for src in op.srcs:
+            if isinstance(src, int):
+                row.append(src)
+            elif src in latest:
+                row.append(("ver", latest[src]))
+                reads.setdefault(latest[src], []).append(j)
+            elif src in inputs:
+                row.append(("input", src))
+            else:
+                row.append(("outer", src))
+                cross.add(src)
+        srcs.append(row)
+        latest[op.dst] = j
+    return srcs, reads, cross
+
+
+def allocate(segments, inputs, outputs=None, *, pool=None):
+    """Register allocation by liveness for the program ``segments`` (lists of :class:`Op`).
+
+    Parameters
+    ----------
+    segments : list of list of Op
+    inputs : iterable of str
+        Names of the sequencer inputs.
+    outputs : iterable of str or None
+        Names read from outside the sequencer; ``None``: every destination (no sharing).
+    pool : {None, "shared", "by_format"}
+        ``"shared"``: any temporary may use any slot, a slot is as wide as the widest value it
+        holds; ``"by_format"``: one pool per width.  ``None`` takes the one with fewer bits
+        (``"by_format"`` on a tie: no partial-width writes).
+
+    Registers: every output and every name some segment reads before writing it (a value
+    carried from an earlier segment, e.g. the conventional mean) gets its own register set.
+    Everything else is a temporary: each write starts a new value, live from its step to its
+    last read in the same segment (segments never overlap, so slots are shared between
+    them).  A slot is free for a step's result once its value's last read is that step or an
+    earlier one: lane ``l`` of a step is read when it issues and written when its result
+    returns, never earlier, so a result may overwrite an operand of its own step.
+    """
+    inputs = set(inputs)
+    dsts = {}
+    for seg in segments:
+        for op in seg:
+            dsts.setdefault(op.dst, op.fmt.width)
+    if outputs is None:
+        outputs = list(dsts)
+    else:
+        outputs = list(outputs)
+        for name in outputs:
+            if name not in dsts:
+                raise ValueError(f"outputs: {name!r} is not the destination of any program step")
+    if pool not in (None, "shared", "by_format"):
+        raise ValueError(f"pool must be None, 'shared' or 'by_format', not {pool!r}")
+    if pool is None:
+        tries = [allocate(segments, inputs, outputs, pool=p) for p in ("by_format", "shared")]
+        return min(tries, key=lambda a: a.bits)
+    live = [_liveness(seg, inputs) for seg in segments]
+    registers = {name: dsts[name] for name in outputs}
+    for _, _, cross in live:
+        registers.update((name, dsts[name]) for name in cross)
+    slots, dst, srcs = [], [], []
+    for seg, (seg_srcs, reads, _) in zip(segments, live):
+        base = len(dst)
+        # Linear scan: free_at[s] = the last step reading the value in slot s.
+        free_at = [-1] * len(slots)
+        where = {}
+        for j, op in enumerate(seg):
+            row = []
+            for src in seg_srcs[j]:
+                if isinstance(src, int):
+                    row.append(src)
+                elif src[0] == "input":
+                    row.append(src)
+                elif src[0] == "outer":
+                    row.append(("reg", src[1]))
+                else:
+                    row.append(where[src[1]])
+            srcs.append(tuple(row))
+            if op.dst in registers:
+                where[j] = ("reg", op.dst)
+            else:
+                width = op.fmt.width
+                ok = [s for s in range(len(slots)) if free_at[s] <= j
+                      and (pool == "shared" or slots[s] == width)]
+                if ok:
+                    # Prefer a slot already wide enough, then the narrowest (best fit).
+                    s = min(ok, key=lambda s: (slots[s] < width, slots[s], s))
+                    slots[s] = max(slots[s], width)
+                else:
+                    s = len(slots)
+                    slots.append(width)
+                    free_at.append(-1)
+                free_at[s] = max(reads.get(j, [j]))
+                where[j] = ("slot", s)
+            dst.append(where[j])
+        assert len(dst) == base + len(seg)
+    return Allocation(registers, slots, dst, srcs)
+
+
 class ScalarSequencer(Elaboratable):
     """Runs scalar programs for ``lanes`` channels on shared arithmetic units.
 
@@ -147,7 +282,7 @@ class ScalarSequencer(Elaboratable):
         ``dst -> list of lanes Signals``: result registers (they hold until rewritten).
     """
 
-    def __init__(self, lanes, programs, inputs, stages, *, name="seq"):
+    def __init__(self, lanes, programs, inputs, stages, *, outputs=None, pool=None, name="seq"):
         if not programs or not all(programs):
             raise ValueError("programs must be a non-empty list of non-empty Op lists")
         self.lanes = lanes
@@ -174,13 +309,18 @@ class ScalarSequencer(Elaboratable):
                                      f"an earlier result")
             if op.dst in self.inputs:
                 raise ValueError(f"Op {op.dst!r}: destination is an input")
-            if op.dst in self.values:
+            if op.dst in self._fmt:
                 if self._fmt[op.dst] != op.fmt:
                     raise ValueError(f"Op {op.dst!r}: rewritten in another format")
                 continue
             self._fmt[op.dst] = op.fmt
-            self.values[op.dst] = [Signal(op.fmt.width, name=f"{name}_{op.dst}_l{k}",
-                                          reset_less=True) for k in range(lanes)]
+        self.alloc = allocate(self.segments, self.inputs, outputs, pool=pool)
+        self.values = {r: [Signal(w, name=f"{name}_{r}_l{k}", reset_less=True)
+                           for k in range(lanes)]
+                       for r, w in self.alloc.registers.items()}
+        self.slots = [[Signal(w, name=f"{name}_t{s}_l{k}", reset_less=True)
+                       for k in range(lanes)]
+                      for s, w in enumerate(self.alloc.slots)]
         self.units = {}
         for op in self.program:
             key = _unit_key(op)
@@ -192,13 +332,18 @@ class ScalarSequencer(Elaboratable):
         return 1 + sum(self.lanes + self.units[_unit_key(op)].latency
                        for op in self.segments[entry])
 
-    def _operand(self, src, lane):
-        if isinstance(src, int):
-            return Const(src)
-        value = self.values[src] if src in self.values else self.inputs[src][0]
-        if isinstance(value, (list, tuple)):
-            return Array(value)[lane] if len(value) > 1 else value[0]
-        return value
+    def _location(self, loc):
+        """The ``lanes`` Signals (or one shared Value) behind an allocation location."""
+        kind, key = loc
+        if kind == "input":
+            return self.inputs[key][0]
+        return self.values[key] if kind == "reg" else self.slots[key]
+
+    def _operand(self, j, k, reads):
+        loc = self.alloc.srcs[j][k]
+        if isinstance(loc, int):
+            return Const(loc)
+        return reads[loc][:self._fmt[self.program[j].srcs[k]].width]
 
     def elaborate(self, platform):
         m = Module()
@@ -221,6 +366,22 @@ class ScalarSequencer(Elaboratable):
                          step.eq(Array(Const(b, range(len(prog))) for b in begin)[self.entry]),
                          last.eq(Array(Const(e, range(len(prog))) for e in ends)[self.entry])]
 
+        # One lane multiplexer per register set, slot or per-lane input, shared by every step
+        # and unit that reads it (register-file style); the step multiplexers select among
+        # these few read ports.
+        reads, results = {}, {}
+        for row in self.alloc.srcs:
+            for loc in row:
+                if isinstance(loc, int) or loc in reads:
+                    continue
+                value = self._location(loc)
+                if isinstance(value, (list, tuple)) and len(value) > 1:
+                    rd = Signal(len(value[0]), name=f"{self.name}_rd_{loc[0]}_{loc[1]}")
+                    m.d.comb += rd.eq(Array(value)[issue_lane])
+                    value = rd
+                elif isinstance(value, (list, tuple)):
+                    value = value[0]
+                reads[loc] = value
         fired = Signal(name=f"{self.name}_fired")     # an operand was accepted this cycle
         back = Signal(name=f"{self.name}_back")       # a result returned this cycle
         for key, unit in self.units.items():
@@ -256,7 +417,7 @@ class ScalarSequencer(Elaboratable):
                     with m.Switch(step):
                         for j in steps:
                             with m.Case(j):
-                                m.d.comb += raw.eq(self._operand(prog[j].srcs[k], issue_lane))
+                                m.d.comb += raw.eq(self._operand(j, k, reads))
                     cv = core(m, f"{self.name}_{tag}_{slot}_cv_{sfmt.name}",
                               FPConvert(sfmt, in_fmt, stages=0), payload=raw)
                     for j in steps:
@@ -264,9 +425,8 @@ class ScalarSequencer(Elaboratable):
                 with m.Switch(step):
                     for j in mine:
                         with m.Case(j):
-                            src = prog[j].srcs[k]
                             m.d.comb += target.eq(converted[j] if j in converted
-                                                  else self._operand(src, issue_lane))
+                                                  else self._operand(j, k, reads))
             if family == "add":
                 with m.Switch(step):
                     for j in mine:
@@ -277,15 +437,36 @@ class ScalarSequencer(Elaboratable):
                     for j in mine:
                         with m.Case(j):
                             m.d.comb += unit.i.payload.max.eq(prog[j].kind == "max")
-            with m.If(active & unit.o.valid):
+            for j in mine:
+                results[j] = unit.o.payload
+
+        # One write port per register set or slot: the data selected by the step, and per bit
+        # range an enable (a narrower value leaves a wider slot's upper bits alone), decoded
+        # per lane from the write-back counter.
+        writers = {}
+        for j, loc in enumerate(self.alloc.dst):
+            writers.setdefault(loc, []).append(j)
+        for loc, steps in writers.items():
+            regs = self._location(loc)
+            width = len(regs[0])
+            tag = f"{self.name}_wr_{loc[0]}_{loc[1]}"
+            wdata = Signal(width, name=f"{tag}_data")
+            if len(steps) == 1:
+                m.d.comb += wdata[:prog[steps[0]].fmt.width].eq(results[steps[0]])
+            else:
                 with m.Switch(step):
-                    for j in mine:
+                    for j in steps:
                         with m.Case(j):
-                            with m.Switch(wb_lane):
-                                for lane in range(G):
-                                    with m.Case(lane):
-                                        m.d.sync += self.values[prog[j].dst][lane].eq(
-                                            unit.o.payload)
+                            m.d.comb += wdata[:prog[j].fmt.width].eq(results[j])
+            lo = 0
+            for hi in sorted({prog[j].fmt.width for j in steps}):
+                en = Signal(name=f"{tag}_en{hi}")
+                mine = [j for j in steps if prog[j].fmt.width >= hi]
+                m.d.comb += en.eq(back & sum((step == j for j in mine), Const(0)).bool())
+                for lane in range(G):
+                    with m.If(en & (wb_lane == lane)):
+                        m.d.sync += regs[lane][lo:hi].eq(wdata[lo:hi])
+                lo = hi
 
         with m.If(fired):
             m.d.sync += issue.eq(issue + 1)
