@@ -1,0 +1,197 @@
+"""The scalar sequencer's register allocation (:func:`lightnorm.rtl.bn.recip.allocate`).
+
+* a property check over every preset's programs (and small configurations): no value is read
+  from a slot after another value overwrote it, every output and every value a later segment
+  reads keeps its own register, every slot is wide enough; the checker is shown to catch two
+  deliberately broken allocators;
+* the sequencer alone in Amaranth's simulator, allocated and unallocated (every destination its
+  own register: the structure before the allocation), bit for bit and cycle for cycle;
+* the interface errors.
+"""
+
+import random
+import warnings
+
+import pytest
+from amaranth.hdl import Signal, UnusedElaboratable
+from amaranth.sim import Simulator
+
+from lightnorm.golden.bnconfig import BN_PRESETS
+from lightnorm.rtl.bn import BNUnit, recip
+from lightnorm.rtl.bn.control import Control
+from lightnorm.rtl.bn.rangestat import Range, programs
+from lightnorm.rtl.bn.recip import Op, ScalarSequencer, allocate
+from lightnorm.rtl.bn.stats import Stats
+
+from .test_bn import small_config
+
+# The property checks build sequencers they never elaborate.
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+CONFIGS = dict(BN_PRESETS)
+CONFIGS["lightnorm-g2k2"] = small_config(BN_PRESETS["lightnorm"], 2, 2)
+CONFIGS["lightnorm-bn-g3k3"] = small_config(BN_PRESETS["lightnorm"], 3, 3, grad="bn")
+CONFIGS["bf16_bn-g2k1"] = small_config(BN_PRESETS["bf16_bn"], 2, 1)
+
+
+def unit_sequencer(cfg, **changes):
+    """The sequencer :class:`BNUnit` builds for ``cfg`` (its inputs, outputs and programs)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        return BNUnit(cfg)._sequencer(Stats(cfg), Range(cfg), Control(cfg, None, None))
+
+
+def check_allocation(segments, inputs, outputs, alloc):
+    """Execute the program symbolically on the allocation's locations; AssertionError on the
+    first read that would not see the value the program means, naming step and operand."""
+    width = {op.dst: op.fmt.width for seg in segments for op in seg}
+    for name in outputs:
+        assert alloc.registers.get(name) == width[name], f"output {name!r} has no register"
+    base = 0
+    for s, seg in enumerate(segments):
+        held = {}          # location -> (segment, step) whose result it holds
+        latest = {}        # name -> step of this segment that wrote it last
+        for j, op in enumerate(seg):
+            g = base + j
+            assert len(alloc.srcs[g]) == len(op.srcs)
+            for k, src in enumerate(op.srcs):
+                loc = alloc.srcs[g][k]
+                where = f"segment {s} step {j} ({op.dst} = {op.kind}{op.srcs}) operand {k}"
+                if isinstance(src, int):
+                    assert loc == src, where
+                elif src in latest:
+                    assert held.get(loc) == (s, latest[src]), (
+                        f"{where}: {loc} holds {held.get(loc)}, not {src!r} of step "
+                        f"{latest[src]}")
+                    if loc[0] == "slot":
+                        assert alloc.slots[loc[1]] >= width[src], where
+                elif src in inputs:
+                    assert loc == ("input", src), where
+                else:       # carried from an earlier segment: its own register set
+                    assert loc == ("reg", src) and src in alloc.registers, where
+            loc = alloc.dst[g]
+            if op.dst in alloc.registers:
+                assert loc == ("reg", op.dst), f"segment {s} step {j}: {op.dst!r} not in its register"
+            else:
+                assert loc[0] == "slot" and alloc.slots[loc[1]] >= op.fmt.width
+            held[loc] = (s, j)
+            latest[op.dst] = j
+        base += len(seg)
+    assert base == len(alloc.dst) == len(alloc.srcs)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_allocation_property(name):
+    """Every preset's programs: the unit's allocation is sound (both pools too) and smaller."""
+    seq = unit_sequencer(CONFIGS[name])
+    outputs = list(seq.alloc.registers)
+    check_allocation(seq.segments, seq.inputs, outputs, seq.alloc)
+    for pool in ("shared", "by_format"):
+        alloc = allocate(seq.segments, seq.inputs, outputs, pool=pool)
+        check_allocation(seq.segments, seq.inputs, outputs, alloc)
+    everything = allocate(seq.segments, seq.inputs, None)
+    assert not everything.slots
+    check_allocation(seq.segments, seq.inputs, list(everything.registers), everything)
+    assert seq.alloc.bits < everything.bits
+
+
+@pytest.mark.parametrize("broken", ["first_read", "one_early"])
+@pytest.mark.parametrize("name", list(BN_PRESETS))
+def test_allocation_check_catches_broken_allocator(monkeypatch, name, broken):
+    """The same allocator, told that a value dies at its first read or one step before its last
+    read, reuses slots too early on every preset; the property check must say so."""
+    seq = unit_sequencer(BN_PRESETS[name])
+    real = recip._liveness
+
+    def liveness(segment, inputs):
+        srcs, reads, cross = real(segment, inputs)
+        if broken == "first_read":
+            reads = {w: r[:1] for w, r in reads.items()}
+        else:
+            reads = {w: [max(r) - 1] for w, r in reads.items()}
+        return srcs, reads, cross
+    monkeypatch.setattr(recip, "_liveness", liveness)
+    for pool in ("shared", "by_format"):
+        alloc = allocate(seq.segments, seq.inputs, list(seq.alloc.registers), pool=pool)
+        with pytest.raises(AssertionError, match="holds"):
+            check_allocation(seq.segments, seq.inputs, list(seq.alloc.registers), alloc)
+
+
+def test_outputs_interface_errors():
+    seq = unit_sequencer(CONFIGS["lightnorm-g2k2"])
+    with pytest.raises(ValueError, match="outputs: 'mu_x' is not the destination"):
+        ScalarSequencer(2, seq.segments, seq.inputs, {}, outputs=["mu_c", "mu_x"])
+    with pytest.raises(ValueError, match="outputs: 'sum' is not the destination"):
+        ScalarSequencer(2, seq.segments, seq.inputs, {}, outputs=["sum"])
+    with pytest.raises(ValueError, match="pool must be"):
+        ScalarSequencer(2, seq.segments, seq.inputs, {}, outputs=[], pool="lru")
+    # Only the outputs (and values carried between segments) are visible to other blocks.
+    assert set(seq.values) == set(seq.alloc.registers)
+    assert "rng" not in seq.values and "mu_c" in seq.values
+
+
+def test_carried_value_keeps_register():
+    """A value a later segment reads before writing it keeps its own register even when it
+    is not named as an output (here ``t``, written by segment 0, read by segment 1)."""
+    from lightnorm.golden.formats import FloatFormat
+    A = FloatFormat(5, 4)
+    segs = [[Op("t", "add", A, ("x", "x")), Op("u", "mul", A, ("t", "t"))],
+            [Op("v", "add", A, ("t", "x"))]]
+    alloc = allocate(segs, ["x"], ["v"])
+    assert set(alloc.registers) == {"t", "v"} and alloc.dst[1][0] == "slot"
+    check_allocation(segs, ["x"], ["v"], alloc)
+
+
+def _simulate(cfg, seq_of, seed):
+    """Run fwd_mu, fwd_final, bwd_final on random inputs; the outputs after each segment."""
+    seq = seq_of(cfg)
+    rnd = random.Random(seed)
+    got, cycles = [], []
+
+    async def bench(ctx):
+        for name, (value, fmt) in seq.inputs.items():
+            for v in (value if isinstance(value, list) else [value]):
+                ctx.set(v, rnd.getrandbits(len(v)))
+        for entry in range(len(seq.segments)):
+            ctx.set(seq.entry, entry)
+            ctx.set(seq.start, 1)
+            await ctx.tick()
+            ctx.set(seq.start, 0)
+            n = 1
+            while not ctx.get(seq.done):
+                await ctx.tick()
+                n += 1
+                assert n < 10000
+            cycles.append(n)
+            got.append({name: [ctx.get(v) for v in seq.values[name]] for name in OUTPUTS(seq)})
+    sim = Simulator(seq)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return seq, got, cycles
+
+
+def OUTPUTS(seq):
+    return sorted(n for n in seq.values if n in _OUT)
+
+
+_OUT = {"mu_c", "sig", "s_c", "a_c", "b_c", "dgamma", "dbeta", "a_bc", "c0_c", "c1_c",
+        "c0p_c", "c0m_c"}
+
+
+@pytest.mark.parametrize("name", ["lightnorm-g2k2", "bf16_bn-g2k1"])
+def test_sequencer_matches_unallocated(name):
+    """Random operands (NaN, infinities and subnormals included): the allocated sequencer gives
+    the same outputs after every segment as one with a register set per destination, and
+    takes exactly ``cycles(entry)`` cycles from start to done."""
+    cfg = CONFIGS[name]
+
+    def unallocated(cfg):
+        s = unit_sequencer(cfg)
+        return ScalarSequencer(s.lanes, s.segments, s.inputs, s.stages, outputs=None)
+    for seed in range(3):
+        seq, got, cycles = _simulate(cfg, unit_sequencer, seed)
+        ref, want, ref_cycles = _simulate(cfg, unallocated, seed)
+        assert seq.alloc.slots and not ref.alloc.slots
+        assert got == want
+        assert cycles == ref_cycles == [seq.cycles(k) for k in range(len(seq.segments))]
