@@ -49,7 +49,7 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden.formats import FloatFormat
 
-__all__ = ["Op", "ScalarSequencer", "ZeroSelect", "OP_KINDS", "Allocation", "allocate"]
+__all__ = ["Op", "ScalarSequencer", "ZeroSelect", "OP_KINDS", "Allocation", "allocate", "hoist"]
 
 #: Operation kinds a program may use, and their operand counts.  ``zsel`` is the spec's
 #: zero-spread rule, ``zsel(c, v) = +0 if c is +-0 else v`` -- a selection, not arithmetic.
@@ -276,6 +276,27 @@ def allocate(segments, inputs, outputs=None, *, pool=None):
     return Allocation(registers, slots, dst, srcs)
 
 
+def hoist(segment, registers):
+    """``segment`` with every step that writes one of ``registers`` moved up, as far as its data
+    dependencies allow (past no step that writes one of its operands, writes its destination or
+    reads its destination).
+
+    Such a step creates no temporary, and moving it up can only bring its operands' last reads
+    forward: e.g. ``a_bc = convert(a_b)`` right after ``a_b`` instead of at the end of
+    ``bwd_final`` frees ``a_b``'s slot early.  The results are the same (every operation sees
+    the same operand values) and so is the cycle count (a sum over the steps)."""
+    order = []
+    for op in segment:
+        at = len(order)
+        if op.dst in registers:
+            while at > 0:
+                q = order[at - 1]
+                if q.dst in op.srcs or q.dst == op.dst or op.dst in q.srcs:
+                    break
+                at -= 1
+        order.insert(at, op)
+    return order
+
 class ScalarSequencer(Elaboratable):
     """Runs scalar programs for ``lanes`` channels on shared arithmetic units.
 
@@ -298,6 +319,9 @@ class ScalarSequencer(Elaboratable):
         ValueError for a name that no program step writes.
     pool : {None, "shared", "by_format"}
         Slot pool of :func:`allocate`; ``None`` takes the one with fewer bits.
+    schedule : bool
+        Run the steps that write a register set (an output) as early as their operands allow
+        (:func:`hoist`), which shortens the temporaries' lives; False: program order.
     name : str
         Prefix of the signal and unit names.
 
@@ -318,7 +342,8 @@ class ScalarSequencer(Elaboratable):
         Where every step's operands and result live.
     """
 
-    def __init__(self, lanes, programs, inputs, stages, *, outputs=None, pool=None, name="seq"):
+    def __init__(self, lanes, programs, inputs, stages, *, outputs=None, pool=None,
+                 schedule=True, name="seq"):
         if not programs or not all(programs):
             raise ValueError("programs must be a non-empty list of non-empty Op lists")
         self.lanes = lanes
@@ -350,6 +375,10 @@ class ScalarSequencer(Elaboratable):
                     raise ValueError(f"Op {op.dst!r}: rewritten in another format")
                 continue
             self._fmt[op.dst] = op.fmt
+        if schedule:
+            registers = allocate(self.segments, self.inputs, outputs, pool="by_format").registers
+            self.segments = [hoist(seg, registers) for seg in self.segments]
+            self.program = [op for p in self.segments for op in p]
         self.alloc = allocate(self.segments, self.inputs, outputs, pool=pool)
         self.values = {r: [Signal(w, name=f"{name}_{r}_l{k}", reset_less=True)
                            for k in range(lanes)]
