@@ -4,7 +4,7 @@ Between two streaming passes every lane (channel) needs a short chain of scalar 
 mean, sum of chunk ranges or variance, reciprocal, square root, scale and shift, gradient
 constants (docs/bn-spec.md, "Finalize").  They run once per channel group, so one set of
 arithmetic units serves all ``G`` lanes: :class:`ScalarSequencer` executes a fixed *program* (a
-list of :class:`Op`, built by :func:`lightnorm.rtl.bn.rangestat.programs` in the exact order of the
+list of :class:`Op`, built by :func:`lightnorm.rtl.bn.rangestat.programs` in the order of the
 spec) one step at a time, issuing the step for lane 0, 1, ... G-1 on consecutive cycles into the
 (pipelined) unit the step needs and waiting for the G results before the next step starts.
 Cost of one program: ``1 + sum over steps (G + latency(step))`` cycles, independent of ``m``.
@@ -14,6 +14,11 @@ FPDiv in the accumulator format -- so the divider and the square root are paid f
 lane.  Operands stored in another format (the chunk maxima are kept in the narrow data format F)
 go through one shared FPConvert per (unit, operand slot, source format) after the lane mux.
 
+Order: the steps that write an output (a register set, below) run as early as their operands
+allow (:func:`hoist`) -- e.g. ``a_bc = convert(a_b)`` right after ``a_b`` instead of at the end of
+``bwd_final`` -- otherwise in program order.  Every operation sees the same operand values, so
+the results are the same; the cycle count is a sum over the steps and does not change either.
+
 Storage (:func:`allocate`, done once when the sequencer is built).  The caller names the
 ``outputs`` -- the values other blocks read from :attr:`ScalarSequencer.values` (the streaming
 constants, the result words).  They, and every name a segment reads before writing it (a value
@@ -21,24 +26,25 @@ carried from an earlier segment, such as the conventional mean ``mu_c`` that ``f
 for ``fwd_final``), keep their own ``G``-lane register set, written only by their own steps, so
 they hold still between segments.  Every other destination is a temporary: each write starts a
 new value, live from its step to its last read in the same segment, and the temporaries share
-a pool of ``G``-lane *slots* by linear scan in program order (interval colouring: as many
-slots as values are live at once).  A slot is free for a step's result once the value it holds has had its last read at
-that step or earlier: lane ``l`` of a step is read when it issues and written when its result
-comes back, never earlier, so a result may overwrite its own operand (the chunk-sum chain
-``smax_w += MX[j]`` runs in one slot).  Segments never overlap, so all of them share the pool.
-A slot is as wide as the widest value it holds (a narrower value writes its low bits only), or
-the pool is split by width, whichever needs fewer bits (``pool``).  LIGHTNORM: 559 register
-bits per lane before, 141 output bits + slots of 38, 38, 19, 19 = 255 after; BF16_BN 587 -> 287.
+a pool of ``G``-lane *slots* by linear scan in step order (interval colouring: as many slots as
+values are live at once).  A slot is free for a step's result once the value it holds has had
+its last read at that step or earlier: lane ``l`` of a step is read when it issues and written
+when its result comes back, never earlier, so a result may overwrite its own operand (the
+chunk-sum chain ``smax_w += MX[j]`` runs in one slot).  Segments never overlap, so all of them
+share the pool.  A slot is as wide as the widest value it holds (a narrower value writes its
+low bits only), or the pool is split by width, whichever needs fewer bits (``pool``).
+Register bits per lane, one set per destination -> allocated: LIGHTNORM 559 -> 236 (141 output
+bits + slots of 38, 38, 19), BF16_BN 587 -> 237 (187 + 25, 25), FP32_BN 851 -> 389 (323 + 33,
+33).
 
 Structure: one lane multiplexer per read port (register set, slot or per-lane input), shared by
 every step and unit reading it, then one step multiplexer per unit operand over those few ports;
 one write port per register set or slot (the result selected by the step, an enable per bit
-range, decoded per lane from the write-back counter).  The schedule, and so :meth:`cycles`, is
-the same as with one register set per destination.  A value read only by the next step on the
+range, decoded per lane from the write-back counter).  A value read only by the next step on the
 same lane still needs ``G`` words of storage (lane ``l`` is written ``G`` cycles before it is
 read); a free-running ``G``-stage delay line would avoid its enable and lane multiplexers but
-not a slot: the peak (four temporaries live at once in ``bwd_final``, two W-wide chunk sums in
-``fwd_final``) comes from values read several steps later.
+not a slot: the peak (LIGHTNORM: the two W-wide chunk sums in ``fwd_final``, three values in
+``bwd_final``) comes from values read several steps later.
 """
 
 from typing import NamedTuple
@@ -236,7 +242,11 @@ def allocate(segments, inputs, outputs=None, *, pool=None):
     live = [_liveness(seg, inputs) for seg in segments]
     registers = {name: dsts[name] for name in outputs}
     for _, _, cross in live:
-        registers.update((name, dsts[name]) for name in cross)
+        for name in cross:
+            if name not in dsts:
+                raise ValueError(f"operand {name!r} is neither an input nor the destination of "
+                                 f"any program step")
+            registers[name] = dsts[name]
     slots, dst, srcs = [], [], []
     for seg, (seg_srcs, reads, _) in zip(segments, live):
         base = len(dst)
