@@ -211,8 +211,18 @@ def allocate(segments, inputs, outputs=None, *, pool=None):
         Names read from outside the sequencer; ``None``: every destination (no sharing).
     pool : {None, "shared", "by_format"}
         ``"shared"``: any temporary may use any slot, a slot is as wide as the widest value it
-        holds; ``"by_format"``: one pool per width.  ``None`` takes the one with fewer bits
-        (``"by_format"`` on a tie: no partial-width writes).
+        holds; ``"by_format"``: one pool per width (formats of one width share it).  ``None``
+        takes the one with fewer bits (``"by_format"`` on a tie: no partial-width writes).
+
+    Returns
+    -------
+    Allocation
+
+    Raises
+    ------
+    ValueError
+        An output that no step writes, an operand that is neither an input nor any step's
+        destination, or an unknown ``pool``.
 
     Registers: every output and every name some segment reads before writing it (a value
     carried from an earlier segment, e.g. the conventional mean) gets its own register set.
