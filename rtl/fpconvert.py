@@ -4,9 +4,15 @@ Mirrors :func:`lightnorm.golden.fp.convert`: the source operand is unpacked (``s
 flush-to-zero applies to it) and its exact ``(sign, exp, sig)`` goes to a RoundPack for
 ``dst_fmt`` with sticky 0, so ``dst_fmt``'s rounding, overflow and flush-to-zero rules apply to the
 result.  NaN -> ``dst_fmt.canonical_nan``, +-Inf -> +-Inf, zeros keep their sign.
+
+A *pure widening* (the same exponent field, at least as many mantissa bits, e.g. E6M3 -> E6M4)
+is exact and needs no rounding: every finite word maps to ``sign | exp | man << k`` with the same
+bias, so the unit is wiring plus the NaN canonicalization and, where one of the formats flushes
+subnormals, a zeroed mantissa for exponent 0 -- a few gates instead of an unpacker and a
+RoundPack (:meth:`FPConvert.is_widening`).
 """
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 
 from .pipeline import Pipeline, StreamUnit
 from .round import RoundPack, Unpack, check_float_format, signed_range_shape
@@ -41,9 +47,31 @@ class FPConvert(StreamUnit):
         self.dst_fmt = check_float_format("dst_fmt", dst_fmt)
         super().__init__(unsigned(src_fmt.width), unsigned(dst_fmt.width), stages=stages)
 
+    @property
+    def is_widening(self):
+        """True when the conversion is exact wiring (same exponent field, no fewer mantissa bits)."""
+        src, dst = self.src_fmt, self.dst_fmt
+        return src.exp_bits == dst.exp_bits and dst.man_bits >= src.man_bits
+
     def elaborate(self, platform):
         m = Module()
         src, dst = self.src_fmt, self.dst_fmt
+        if self.is_widening:
+            pipe = Pipeline(self.stages, cuts=0)     # wiring: every stage goes after it
+            word = self.i.payload
+            man = word[:src.man_bits]
+            exp = word[src.man_bits:src.man_bits + src.exp_bits]
+            sign = word[-1]
+            ones = (1 << src.exp_bits) - 1
+            if not (src.subnormals and dst.subnormals):
+                # a subnormal of src is flushed (src) or not representable as one (dst): +-0
+                man = Mux(exp == 0, 0, man)
+            out = Signal(dst.width, name="widened")
+            m.d.comb += out.eq(Mux((exp == ones) & (man != 0), dst.canonical_nan,
+                                   Cat(man.shift_left(dst.man_bits - src.man_bits)
+                                       if dst.man_bits > src.man_bits else man, exp, sign)))
+            pipe.connect(m, self.i, self.o, out)
+            return m
         pipe = Pipeline(self.stages, cuts=self.CUTS)
 
         m.submodules.unpack = u = Unpack(src)

@@ -19,7 +19,7 @@ from amaranth.sim import Simulator
 
 from lightnorm.golden import fp, vectors
 from lightnorm.golden.formats import (BF16, E4M3, E5M2, E6M5, FLOAT_PRESETS, FP10_154, FP10_163,
-                                      FP16, FP32)
+                                      FP16, FP32, FloatFormat)
 from lightnorm.rtl import FPAddSub, FPConvert, FPMinMax, FPMul, RoundPack, Unpack
 from lightnorm.rtl.pipeline import Pipeline, cut_positions
 
@@ -275,6 +275,20 @@ def test_units_golden(fmt, stages):
 def test_convert_golden(src, dst):
     a = vectors.random_bits(src, 700, np.random.default_rng(src.width + dst.width))
     check(dst, stream(FPConvert(src, dst, stages=1), list(a)), fp.convert(src, a, dst), "convert")
+
+
+@pytest.mark.parametrize("src,dst", [
+    (FloatFormat(6, 3), FloatFormat(6, 4)),
+    (FloatFormat(6, 3, subnormals=False), FloatFormat(6, 4)),
+    (FloatFormat(6, 3), FloatFormat(6, 4, subnormals=False, rounding="rtz")),
+    (FloatFormat(5, 2, rounding="rtz"), FloatFormat(5, 7)),
+])
+def test_convert_widening_exhaustive(src, dst):
+    """The wiring fast path (same exponent field, more mantissa bits) on every source word."""
+    unit = FPConvert(src, dst, stages=1)
+    assert unit.is_widening
+    a = np.arange(1 << src.width, dtype=np.int64)
+    check(dst, stream(unit, list(a)), fp.convert(src, a, dst), "widening convert")
 
 
 def test_minmax_corners():
