@@ -100,7 +100,7 @@ class Normalize(Elaboratable):
         ]
         # dec: BFP decoding (combinational cores in the bfp block)
         m.d.comb += [cod.x_raw.eq(pin.payload[:xw]), cod.dy_raw.eq(pin.payload[xw:])]
-        v = {"first": ctl.first, "last": ctl.last, "chunk": ctl.chunk}
+        v = {"first": ctl.first, "last": ctl.last}
         for l in range(G):
             v[f"x{l}"] = cod.x_words[l]
             v[f"dy{l}"] = cod.dy_words[l]
@@ -262,8 +262,8 @@ class Normalize(Elaboratable):
             # the chunk extrema: forward pass 1, and (grad "range") backward pass 1 again
             rg.take.eq(ctl.out_fire & ((kind == KIND_STAT) | (
                 (kind == KIND_BSTAT) if cfg.grad == "range" else 0))),
-            rg.first.eq(out["first"]), rg.last.eq(out["last"]), rg.chunk.eq(out["chunk"]),
-            rg.in_first.eq(ctl.first), rg.in_chunk.eq(ctl.chunk),
+            rg.first.eq(out["first"]), rg.last.eq(out["last"]),
+            rg.in_first.eq(ctl.first), rg.in_last.eq(ctl.last),
             rg.in_take.eq(ctl.in_fire & (kind == KIND_DX)),
         ]
         # The sums' terms, widened exactly into W / WB at the pipeline output (so the pipeline

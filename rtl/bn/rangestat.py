@@ -3,13 +3,16 @@
 Hardware (per lane):
 
 * the running chunk maximum and minimum (``fp.max/fp.min`` in F through two combinational
-  FPMinMax cores in the accumulation loop), stored at the end of chunk ``j`` into ``MX[j],
-  MN[j]`` (F words) -- in forward pass 1 for the sequencer's extrema sums, and (grad
-  ``"range"``) in backward pass 1 again, from the same x;
+  FPMinMax cores in the accumulation loop), shifted at the end of each chunk into a K-word
+  shift register per kind, so that after the pass ``MX[j], MN[j]`` (F words) hold chunk j --
+  in forward pass 1 for the sequencer's extrema sums, and (grad ``"range"``) in backward pass
+  1 again, from the same x.  A shift register instead of a write decoder and a K:1 read
+  multiplexer: the chunks are written, and read back in pass 2, in chunk order;
 * in backward pass 2 (grad ``"range"``) the flags ``ismax``/``ismin`` of the beat entering the
   datapath: its word, as the trackers compared it (FTZ subnormals flushed, NaN canonical),
-  equals ``MX[j]`` / ``MN[j]`` of its chunk and no earlier position of the chunk did (one
-  "seen" bit per lane and kind, cleared at each chunk start).  That is exactly the element the
+  equals ``MX[0]`` / ``MN[0]`` -- the current chunk's, the registers rotate by one word at
+  each chunk end -- and no earlier position of the chunk did (one "seen" bit per lane and
+  kind, cleared at each chunk start).  That is exactly the element the
   first-occurrence argmax/argmin rule picks (docs/bn-spec.md section 5), so the unit stores no
   positions: no position registers, no position fields on the streams.
 
@@ -118,16 +121,17 @@ class Range(Elaboratable):
     take : Signal, in
         A statistics beat leaves the pipeline this cycle (range forward pass 1; backward pass 1
         with grad "range").
-    first, last, chunk : Signal, in
-        Side-band of that beat: first/last position of its chunk, chunk index.
+    first, last : Signal, in
+        Side-band of that beat: first/last position of its chunk.
     in_x : list of Signal, in
         The F word of each lane of the beat entering the pipeline (after BFP decoding).
-    in_first, in_chunk : Signal, in
-        Side-band of the entering beat: first position of its chunk, chunk index.
+    in_first, in_last : Signal, in
+        Side-band of the entering beat: first/last position of its chunk.
     in_take : Signal, in
-        The entering beat is taken this cycle in backward pass 2 (updates the "seen" bits).
+        The entering beat is taken this cycle in backward pass 2 (updates the "seen" bits,
+        rotates the extrema at a chunk end).
     mx, mn : list (lanes) of list (K) of Signal
-        Stored chunk extrema (F words).
+        Stored chunk extrema (F words), chunk j in entry j after a statistics pass.
     ismax, ismin : list of Signal, out
         Pass-2 flags of the entering beat, per lane (grad "range").
     """
@@ -135,14 +139,11 @@ class Range(Elaboratable):
     def __init__(self, cfg):
         self.cfg = cfg
         G, K, F = cfg.lanes, cfg.chunks, cfg.fwd_fmt
-        KB = max(1, (K - 1).bit_length())
         self.x = [Signal(F.width, name=f"rng_x{l}") for l in range(G)]
         self.take = Signal()
         self.first, self.last = Signal(), Signal()
-        self.chunk = Signal(KB)
         self.in_x = [Signal(F.width, name=f"rng_in_x{l}") for l in range(G)]
-        self.in_first = Signal()
-        self.in_chunk = Signal(KB)
+        self.in_first, self.in_last = Signal(), Signal()
         self.in_take = Signal()
         # Extrema are data (reset_less): a command's statistics pass writes every chunk's entry
         # (range BN needs m >= 2K, so no chunk is empty) before the sequencer or pass 2 reads it.
@@ -176,11 +177,8 @@ class Range(Elaboratable):
         new = fp_minmax(m, f"{kind}_l{l}", F, Array([cur, x])[self.first], x, kind == "max")
         with m.If(self.take):
             m.d.sync += cur.eq(new)
-            with m.If(self.last):
-                with m.Switch(self.chunk):
-                    for j in range(cfg.chunks):
-                        with m.Case(j):
-                            m.d.sync += store[j].eq(new)
+            with m.If(self.last):              # chunk j ends: shift it in at the top
+                m.d.sync += [a.eq(b) for a, b in zip(store, store[1:] + [new])]
 
     def _canonical(self, m, l):
         """The entering word as the FPMinMax trackers see it: ``fp.max(F, x, x)``.
@@ -203,7 +201,9 @@ class Range(Elaboratable):
         # hit earlier in the chunk; the chunk's first beat ignores it (cleared at each start).
         seen = Signal(name=f"{kind}_seen{l}", reset_less=True)
         hit = Signal(name=f"{kind}_hit{l}")
-        m.d.comb += [hit.eq(word == Array(store)[self.in_chunk]),
+        m.d.comb += [hit.eq(word == store[0]),
                      flag.eq(hit & (self.in_first | ~seen))]
         with m.If(self.in_take):
             m.d.sync += seen.eq((seen & ~self.in_first) | hit)
+            with m.If(self.in_last):           # the next chunk's extremum moves to entry 0
+                m.d.sync += [a.eq(b) for a, b in zip(store, store[1:] + store[:1])]
