@@ -45,7 +45,7 @@ ASSUMPTIONS = (
     "no on-chip reuse between passes (each pass re-reads x, and dy in the backward pass).",
     "Stream contents as specified in docs/bn-spec.md section 7: range BN reads x twice forward, "
     "conventional BN three times; the backward pass reads x and dy twice (the range gradient's "
-    "second pass carries x although it ignores it).",
+    "second pass re-detects the chunk argmax/argmin from x).",
     "DRAM energy 1.3-2.6 nJ per 64 bits (Horowitz 2014), reported as a low-high range.",
     f"Elements per channel m = {DEFAULT_M} (batch 32, 14 x 14) amortize per-channel work and the "
     "command/result beats.",
