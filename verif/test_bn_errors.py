@@ -3,8 +3,8 @@
 docs/interface.md ("Refused commands") is the contract, :func:`lightnorm.golden.bn.command_error`
 its golden model.  The HDL test streams, on the simulator named by ``SIM``, every kind of bad
 header (m = 0 in each mode, m < K (empty chunks: the case that used to leak the previous
-command's argmax/argmin positions, before the unit stopped storing them), K <= m < 2K, m = max_m + 1 and the largest m the field
-holds, the unknown mode 3, q/r that disagree with m, r >= K) each followed by a valid command
+command's chunk state -- then its argmax/argmin positions), K <= m < 2K, m = max_m + 1 and the
+largest m the field holds, the unknown mode 3, q/r that disagree with m, r >= K) each followed by a valid command
 that must be bit-exact, without pauses (cycles: the valid commands keep the cycle model, the
 refused ones take the documented cycles) and with random pauses on all five streams.  It runs
 on a G = 2, K = 3, max_m = 40 LightNorm unit: K = 3 is not a power of two, so q*K + r and
