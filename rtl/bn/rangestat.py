@@ -12,7 +12,9 @@ Hardware (per lane):
   datapath: its word, as the trackers compared it (FTZ subnormals flushed, NaN canonical),
   equals ``MX[0]`` / ``MN[0]`` -- the current chunk's, the registers rotate by one word at
   each chunk end -- and no earlier position of the chunk did (one "seen" bit per lane and
-  kind, cleared at each chunk start).  That is exactly the element the
+  kind, cleared at each chunk start).  The shift registers rely on exactly K non-empty chunks
+  per pass, which the header checks guarantee (``m_chunks``: m >= 2K; ``chunks_qr``: q, r =
+  divmod(m, K); docs/interface.md, "Refused commands"): a refused command runs no pass.  That is exactly the element the
   first-occurrence argmax/argmin rule picks (docs/bn-spec.md section 5), so the unit stores no
   positions: no position registers, no position fields on the streams.
 
