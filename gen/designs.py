@@ -123,7 +123,7 @@ def describe_bn(cfg):
                      "group_width": raw.group_width}
         out[key] = value
     out["derived"] = {k: getattr(cfg, k) for k in (
-        "m_bits", "r_bits", "const_width", "positions_width", "header_width", "lane_width",
+        "m_bits", "r_bits", "const_width", "header_width", "lane_width",
         "cmd_width", "din_width", "dout_width", "result_width", "forward_passes")}
     out["derived"]["tensor_width"] = {t: cfg.tensor_width(t) for t in ("x", "y", "dy", "dx")}
     # the wide internal formats of the sums (docs/bn-spec.md, "Sums")

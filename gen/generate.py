@@ -114,7 +114,7 @@ def bn_layouts(cfg):
     def din(beat):
         return {**dec_x(beat & ((1 << xw) - 1)), **dec_dy(beat >> xw)}
 
-    # Result slots per mode (golden result_beats: forward mu, sig, s + positions; backward
+    # Result slots per mode (golden result_beats: forward mu, sig, s; backward
     # dgamma, dbeta and a zero slot).
     res_names = {"forward": ("mu", "sig", "s"), "backward": ("dgamma", "dbeta", "zero")}
     return {

@@ -58,7 +58,7 @@ MODES = {"forward": 0, "backward": 1, "inference": 2}
 #: Lane words of a command per mode, in slot order (``p0``, ``p1``, ``p2`` of the lane beat,
 #: docs/bn-spec.md section 7; an unused slot is sent as 0).  These are the keyword names of
 #: :func:`command_beats` and the keys of ``ForwardResult.inputs``, ``BackwardResult.inputs``
-#: (plus ``amax``, ``amin``) and ``InferenceResult.inputs``.
+#: and ``InferenceResult.inputs``.
 LANE_WORDS = {"forward": ("gamma", "beta"), "backward": ("gamma", "mu", "s"),
               "inference": ("a", "b")}
 
@@ -436,17 +436,17 @@ def _seq_accumulate_loop(ops, fmt, terms):
 
 
 def _chunk_extrema(ops, cfg, x, starts, lengths):
-    """Per-chunk max/min of F words ``x`` (m, Cp) and their positions (first occurrence).
+    """Per-chunk max/min ``MX, MN`` (K, Cp) of the F words ``x`` (m, Cp) (bn-spec section 4).
 
     Compiled (:func:`lightnorm.golden.fastfp.chunk_extrema`) when numba is installed, else
-    :func:`_chunk_extrema_loop`; the same bits and positions, the same operation counts.
+    :func:`_chunk_extrema_loop`; the same bits, the same operation counts.
     """
     if fastfp.enabled():
         F = cfg.fwd_fmt
-        mx, mn, amax, amin = fastfp.chunk_extrema(F, x, starts, lengths)
+        mx, mn = fastfp.chunk_extrema(F, x, starts, lengths)
         ops.count("max", F.name, x.size)
         ops.count("min", F.name, x.size)
-        return mx, mn, amax, amin
+        return mx, mn
     return _chunk_extrema_loop(ops, cfg, x, starts, lengths)
 
 
@@ -455,29 +455,42 @@ def _chunk_extrema_loop(ops, cfg, x, starts, lengths):
 
     The chunks advance in lock step (they are independent, so this is the hardware's sequence
     per chunk): at the chunk's first position the comparator sees ``max(x, x)`` (the word
-    itself, subnormals flushed for FTZ formats, NaN canonical); afterwards ``max(cur, x)``, and
-    the position is taken when the result differs from ``cur`` as a bit pattern.
+    itself, subnormals flushed for FTZ formats, NaN canonical); afterwards ``max(cur, x)``.
     """
     F = cfg.fwd_fmt
     first = x[starts]                                           # (K, Cp)
     mx = ops("max", F, first, first)
     mn = ops("min", F, first, first)
-    amax = np.broadcast_to(starts[:, None], mx.shape).copy()
-    amin = amax.copy()
     for t in range(1, int(lengths.max())):
         active = (t < lengths)[:, None]
         idx = np.minimum(starts + t, x.shape[0] - 1)
         cand = x[idx]
         n = int(active.sum()) * x.shape[1]
-        nmx = ops("max", F, mx, cand, n=n)
-        nmn = ops("min", F, mn, cand, n=n)
-        take_max = active & (nmx != mx)
-        take_min = active & (nmn != mn)
-        mx = np.where(active, nmx, mx).astype(F.dtype)
-        mn = np.where(active, nmn, mn).astype(F.dtype)
-        amax = np.where(take_max, idx[:, None], amax)
-        amin = np.where(take_min, idx[:, None], amin)
-    return mx, mn, amax.T.copy(), amin.T.copy()              # positions as (Cp, K)
+        mx = np.where(active, ops("max", F, mx, cand, n=n), mx).astype(F.dtype)
+        mn = np.where(active, ops("min", F, mn, cand, n=n), mn).astype(F.dtype)
+    return mx, mn
+
+
+def _extremum_flags(cfg, x, mx, mn, starts, lengths):
+    """Backward pass 2 of grad "range": ``ismax, ismin`` (m, Cp) from re-detected extrema.
+
+    In chunk j the flag is set at the FIRST position whose word, as the trackers compared it
+    (``fp.max(F, x, x)``: FTZ subnormals flushed, NaN canonical), equals ``MX[j]`` (``MN[j]``
+    for ismin): the hardware's "seen" bit per lane and kind, cleared at each chunk start.  This
+    is the element the forward's first-occurrence argmax/argmin rule picks (docs/bn-spec.md
+    section 5; golden/tests/test_bn_extrema.py checks it against that rule).  The compares are
+    bit-pattern equalities, not FP operations, and are not counted.
+    """
+    F = cfg.fwd_fmt
+    cx = fp.max(F, x, x)                                        # (m, Cp)
+    chunk_of = np.repeat(np.arange(cfg.chunks), lengths)        # (m,)
+    flags = []
+    for ext in (mx, mn):
+        eq = cx == ext[chunk_of]
+        hits = np.cumsum(eq, axis=0)                            # hits up to and including p
+        before = np.concatenate([np.zeros((1, eq.shape[1]), hits.dtype), hits])[starts]
+        flags.append(eq & (hits - before[chunk_of] == 1))       # the chunk's first hit
+    return flags[0], flags[1]
 
 
 def _is_zero(fmt, bits):
@@ -531,7 +544,8 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     dict
         ``y_acc`` (m, Cp) op-format (P) words before the output rounding; per lane (Cp,)
         ``sum, sig`` (A words), ``mu, s, a, b`` (C words: the constants the unit stores and
-        uses), ``amax, amin`` (Cp, K) int64 positions or None; ``consts`` (host constants).
+        uses); range BN also ``mx, mn`` (K, Cp) chunk extrema (F words, the sequencer's
+        operands); ``consts`` (host constants).
     """
     if not isinstance(cfg, BNConfig):
         raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
@@ -546,10 +560,11 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
 
     ops.phase = "fwd_pass1"
     _, total = _sum(ops, cfg, "forward", x, F)
-    amax = amin = None
+    extrema = {}
     if cfg.algorithm == "range":
         starts, lengths = chunk_layout(cfg, m)
-        mx, mn, amax, amin = _chunk_extrema(ops, cfg, x, starts, lengths)
+        mx, mn = _chunk_extrema(ops, cfg, x, starts, lengths)
+        extrema = {"mx": mx, "mn": mn}
 
     ops.phase = "fwd_final"
     mu = ops("mul", A, total, inv_m)
@@ -578,7 +593,7 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     ops.phase = "fwd_pass2" if cfg.algorithm == "range" else "fwd_pass3"
     y_acc = _affine_pass(ops, cfg, x, a_c, b_c)
     return {"y_acc": y_acc, "sum": total, "mu": mu_c, "sig": sig, "s": s_c, "a": a_c, "b": b_c,
-            "amax": amax, "amin": amin, "consts": k}
+            **extrema, "consts": k}
 
 
 def _affine(ops, A, gamma, beta, mu, s, C=None):
@@ -614,20 +629,19 @@ def inference_stream(cfg, x, a, b, ops=None):
     return _affine_pass(ops, cfg, x, np.asarray(a).astype(C.dtype), np.asarray(b).astype(C.dtype))
 
 
-def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
+def backward_stream(cfg, x, dy, gamma, mu, s, ops=None):
     """Backward pass of the unit on stream bit patterns (docs/bn-spec.md section 5).
 
     Parameters
     ----------
     cfg : BNConfig
     x : array, shape (m, Cp)
-        ``fwd_fmt`` words (the same x the forward pass saw).
+        ``fwd_fmt`` words: the same x the forward pass saw (the host sends the forward's x
+        again; grad ``"range"`` re-detects each chunk's argmax/argmin element from it).
     dy : array, shape (m, Cp)
         ``bwd_fmt`` words (after BFP decoding).
     gamma, mu, s : array, shape (Cp,)
         ``bwd_acc_fmt`` words from the command.
-    amax, amin : array, shape (Cp, K), optional
-        Chunk argmax/argmin positions from the forward pass (grad ``"range"`` only).
 
     Returns
     -------
@@ -635,7 +649,8 @@ def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
         ``dx_acc`` (m, Cp) op-format (PB) words before the output rounding; ``dgamma, dbeta``
         (AB words, the results), ``a, c0`` and ``c1`` (bn) or ``c2, c0p, c0m`` (range) (CB
         words, what the unit uses; c2 in AB), ``mu_c, s_c`` (the command's mu, s rounded into
-        CB for the datapath); ``consts``.
+        CB for the datapath); grad ``"range"`` also ``mx, mn`` (K, Cp) (the chunk extrema of x,
+        pass 1) and ``ismax, ismin`` (m, Cp) bool (the pass-2 flags); ``consts``.
     """
     if not isinstance(cfg, BNConfig):
         raise TypeError(f"cfg must be a BNConfig, not {cfg!r}")
@@ -649,15 +664,6 @@ def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
     k = host_constants(cfg, m, "backward")
     inv_m, ck = (np.asarray(k[n], dtype=AB.dtype) for n in ("inv_m", "ck"))
     gamma, mu, s = (np.asarray(v).astype(AB.dtype) for v in (gamma, mu, s))
-    if cfg.grad == "range":
-        if amax is None or amin is None:
-            raise ValueError("amax and amin are required for grad 'range'")
-        amax = np.asarray(amax, dtype=np.int64)
-        amin = np.asarray(amin, dtype=np.int64)
-        want = (x.shape[1], cfg.chunks)
-        if amax.shape != want or amin.shape != want:
-            raise ValueError(f"amax and amin must have shape {want}, not {amax.shape}, "
-                             f"{amin.shape}")
 
     # The datapath's mu and s: the command words rounded once into CB (exact for the forward
     # results of a config whose CB holds C); per channel, counted with the finalize ops.
@@ -672,6 +678,10 @@ def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
     pr = ops("mul", PB, dyp, xh)
     _, dgamma = _sum(ops, cfg, "backward", pr, PB)
     _, dbeta = _sum(ops, cfg, "backward", dy, B)
+    if cfg.grad == "range":
+        # the chunk extrema of x, tracked exactly as in forward pass 1
+        starts, lengths = chunk_layout(cfg, m)
+        mx, mn = _chunk_extrema(ops, cfg, x, starts, lengths)
 
     ops.phase = "bwd_final"
     a = ops("mul", AB, gamma, s)
@@ -696,11 +706,8 @@ def backward_stream(cfg, x, dy, gamma, mu, s, amax=None, amin=None, ops=None):
         q = ops("mul", PB, ops.cv(CB, out["c1"], PB), d2)
         dx = ops("sub", PB, ops("sub", PB, t, ops.cv(CB, c0_c, PB)), q)
     else:
-        starts, lengths = chunk_layout(cfg, m)
-        chunk_of = np.repeat(np.arange(cfg.chunks), lengths)     # (m,)
-        pos = np.arange(m)[:, None]
-        ismax = pos == amax.T[chunk_of]                           # (m, Cp)
-        ismin = pos == amin.T[chunk_of]
+        ismax, ismin = _extremum_flags(cfg, x, mx, mn, starts, lengths)     # (m, Cp)
+        out.update(mx=mx, mn=mn, ismax=ismax, ismin=ismin)
         sel = np.where(ismax & ~ismin, out["c0p"], np.where(ismin & ~ismax, out["c0m"], c0_c))
         dx = ops("sub", PB, t, ops.cv(CB, sel.astype(CB.dtype), PB))
     out["dx_acc"] = dx
@@ -762,7 +769,6 @@ class ForwardResult:
         Data-out payloads.
     stats : dict
         (Cp,) words: ``mu, s, a, b`` in ``fwd_const`` (C), ``sig`` in ``fwd_acc_fmt``.
-    amax, amin : ndarray (Cp, K) or None
     mu, sig, s : ndarray (C,) float64
     inputs : dict
         The forward command's lane words ``gamma``, ``beta``: the keywords of
@@ -779,8 +785,6 @@ class ForwardResult:
     y_beats: np.ndarray
     y_acc: np.ndarray
     stats: dict
-    amax: np.ndarray
-    amin: np.ndarray
     consts: dict
 
     @property
@@ -824,8 +828,8 @@ class BackwardResult:
     dgamma, dbeta : ndarray (C,) float64
     inputs : dict
         The backward command's lane words, from :func:`backward_inputs`: ``gamma, mu, s``
-        (``bwd_acc_fmt``, (Cp,)) and ``amax, amin`` ((Cp, K), None without positions): the
-        keywords of :func:`command_beats` (``command_beats(cfg, "backward", m, **bwd.inputs)``).
+        (``bwd_acc_fmt``, (Cp,)): the keywords of :func:`command_beats`
+        (``command_beats(cfg, "backward", m, **bwd.inputs)``).
     """
 
     cfg: BNConfig
@@ -917,7 +921,7 @@ def forward(cfg, x, gamma, beta, *, ops=None):
     stats = {key: core[key] for key in ("mu", "sig", "s", "a", "b")}
     return ForwardResult(cfg, tuple(shape), x_bits, x_beats, gamma_bits, beta_bits,
                          stream_to_layer(yv, shape), y_beats, core["y_acc"], stats,
-                         core["amax"], core["amin"], core["consts"])
+                         core["consts"])
 
 
 def backward_inputs(cfg, fwd, gamma):
@@ -927,7 +931,7 @@ def backward_inputs(cfg, fwd, gamma):
     ----------
     cfg : BNConfig
     fwd : ForwardResult
-        The forward pass of the layer (its result stream: mu, s and the positions).
+        The forward pass of the layer (its result stream: mu and s).
     gamma : array (C,)
         float64, rounded once into ``bwd_acc_fmt`` (``fp.encode``).
 
@@ -936,8 +940,8 @@ def backward_inputs(cfg, fwd, gamma):
     dict
         Exactly the keywords :func:`command_beats` takes for ``"backward"``: ``gamma``, ``mu``,
         ``s`` (``bwd_acc_fmt`` words, (Cp,), padding lanes 0; mu and s are the forward results
-        converted once with ``fp.convert(fwd_const -> bwd_acc_fmt)``) and ``amax``, ``amin``
-        ((Cp, K) positions for grad ``"range"``, else None: the command has no position fields).
+        converted once with ``fp.convert(fwd_const -> bwd_acc_fmt)``).  No positions: a
+        grad ``"range"`` backward re-detects the chunk extrema from x (bn-spec section 5).
     """
     if fwd.cfg != cfg:
         raise ValueError("fwd was computed with a different BNConfig")
@@ -945,9 +949,7 @@ def backward_inputs(cfg, fwd, gamma):
     c = fwd.shape[1]
     return {"gamma": fp.encode(AB, pad_channels(cfg, _as_channels("gamma", gamma, c))),
             "mu": fp.convert(C, fwd.stats["mu"], AB),
-            "s": fp.convert(C, fwd.stats["s"], AB),
-            "amax": fwd.amax if cfg.has_positions else None,
-            "amin": fwd.amin if cfg.has_positions else None}
+            "s": fp.convert(C, fwd.stats["s"], AB)}
 
 
 def backward(cfg, dy, gamma, fwd, *, ops=None):
@@ -960,7 +962,8 @@ def backward(cfg, dy, gamma, fwd, *, ops=None):
         Output gradient (float64), rounded into ``bwd_fmt`` then ``dy_bfp``.
     gamma : array (C,)
     fwd : ForwardResult
-        The forward pass of the same layer with the same ``cfg``.
+        The forward pass of the same layer with the same ``cfg``; its x words (``x_bits``,
+        the same ``x_beats``) are what the backward command streams again.
 
     Returns
     -------
@@ -976,11 +979,12 @@ def backward(cfg, dy, gamma, fwd, *, ops=None):
     dys = pad_channels(cfg, layer_to_stream(dy))
     dy_bits, dy_beats = encode_tensor(cfg, "dy", fp.encode(B, dys))
     inp = backward_inputs(cfg, fwd, gamma)
-    # the unit decodes dy in both passes, x in pass 1 and (grad "bn") pass 2
+    # the unit decodes dy and x in both passes (pass 2: grad "bn" centres x, grad "range"
+    # re-detects the chunk extrema in it)
     for phase in ("bwd_pass1", "bwd_pass2"):
         if cfg.dy_bfp is not None:
             ops.counts[(phase, "bfp_decode", cfg.dy_bfp.name)] += dy_bits.size
-        if cfg.x_bfp is not None and (phase == "bwd_pass1" or cfg.grad == "bn"):
+        if cfg.x_bfp is not None:
             ops.counts[(phase, "bfp_decode", cfg.x_bfp.name)] += dy_bits.size
     core = backward_stream(cfg, fwd.x_bits, dy_bits, ops=ops, **inp)
     dx_beats, dxv = tensor_beats(cfg, "dx", core["dx_acc"], cfg.bwd_op, ops)
@@ -1068,23 +1072,12 @@ def _fields(values_widths):
     return out
 
 
-def _positions(cfg, pos):
-    mb = cfg.m_bits
-    return [(p, mb) for p in pos]
-
-
-def _lane_beat(cfg, p0, p1, p2, amax=None, amin=None):
+def _lane_beat(cfg, p0, p1, p2):
     cw = cfg.const_width
-    f = [(p0, cw), (p1, cw), (p2, cw)]
-    if cfg.has_positions:
-        zeros = [0] * cfg.chunks
-        f += _positions(cfg, zeros if amax is None else amax)
-        f += _positions(cfg, zeros if amin is None else amin)
-    return _fields(f)
+    return _fields([(p0, cw), (p1, cw), (p2, cw)])
 
 
-def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=None, b=None,
-                  amax=None, amin=None):
+def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=None, b=None):
     """Command beats for a layer: per channel group one header beat and G lane beats.
 
     The lane words are named as in :data:`LANE_WORDS` and are exactly the ``inputs`` of the
@@ -1104,9 +1097,6 @@ def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=Non
         backward: ``bwd_acc_fmt`` words (slots p0, p1, p2), e.g. from :func:`backward_inputs`.
     a, b : array (Cp,)
         inference: ``fwd_const`` (C) words (slots p0, p1), e.g. ``InferenceResult.inputs``.
-    amax, amin : array (Cp, K), optional
-        backward with grad ``"range"`` (required there): chunk argmax/argmin positions, each in
-        ``0 .. m-1``.  Must be None when the command has no position fields.
 
     Every word of the mode is required and every other one must be None (a missing word is not
     sent as 0, an unused one is not dropped silently); words must be integer arrays of the
@@ -1136,25 +1126,6 @@ def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=Non
                          f"({cfg.lanes}), not {first.shape}")
     words = [_as_words(n, given[n], fmt, (cp,)).astype(np.int64) for n in names]
     words += [np.zeros(cp, dtype=np.int64)] * (3 - len(words))
-    send_pos = mode == "backward" and cfg.has_positions
-    if send_pos:
-        if amax is None or amin is None:
-            raise ValueError("amax and amin are required for a backward command with grad "
-                             "'range'")
-        pos = []
-        for name, v in (("amax", amax), ("amin", amin)):
-            v = np.asarray(v)
-            if v.dtype.kind not in "ui" or v.shape != (cp, cfg.chunks):
-                raise ValueError(f"{name} must be an integer array of shape {(cp, cfg.chunks)}, "
-                                 f"not {v.dtype} {v.shape}")
-            if v.size and (v.min() < 0 or v.max() >= m):
-                raise ValueError(f"{name} holds {int(v.min() if v.min() < 0 else v.max())}, "
-                                 f"which is not a position 0..{m - 1}")
-            pos.append(v)
-        amax, amin = pos
-    elif amax is not None or amin is not None:
-        raise ValueError(f"a {mode} command of {cfg.name} has no position fields; "
-                         "amax and amin must be None")
     header = header_beat(cfg, mode, m, k["q"], k["r"], k["inv_m"], k["ck"], k["eps"])
     ng = cp // cfg.lanes
     out = np.empty((ng, cfg.lanes + 1), dtype=object)
@@ -1162,9 +1133,7 @@ def command_beats(cfg, mode, m, *, gamma=None, beta=None, mu=None, s=None, a=Non
         out[g, 0] = header
         for lane in range(cfg.lanes):
             c = g * cfg.lanes + lane
-            out[g, 1 + lane] = _lane_beat(cfg, words[0][c], words[1][c], words[2][c],
-                                          amax[c] if send_pos else None,
-                                          amin[c] if send_pos else None)
+            out[g, 1 + lane] = _lane_beat(cfg, words[0][c], words[1][c], words[2][c])
     return out
 
 
@@ -1181,7 +1150,7 @@ def parse_command_beat(cfg, beat, header):
 
     Header: ``mode`` (the 2-bit code; the name is the key of :data:`MODES` with that value),
     ``m, q, r, inv_m, ck, eps``.  Lane beat: the slots ``p0, p1, p2`` (named per mode by
-    :data:`LANE_WORDS`) and, with positions, ``amax``, ``amin``.
+    :data:`LANE_WORDS`).
     """
     cw, mb = cfg.const_width, cfg.m_bits
     if header:
@@ -1191,34 +1160,24 @@ def parse_command_beat(cfg, beat, header):
 
 
 def parse_result_beat(cfg, beat, names=("r0", "r1", "r2")):
-    """Decode one result-stream payload: three constant slots and, with positions,
-    ``amax``/``amin`` lists of K positions."""
-    cw, mb, kk = cfg.const_width, cfg.m_bits, cfg.chunks
-    widths = [cw, cw, cw] + ([mb] * (2 * kk) if cfg.has_positions else [])
-    vals = _unfields(beat, widths)
-    out = dict(zip(names, vals[:3]))
-    if cfg.has_positions:
-        out["amax"] = vals[3:3 + kk]
-        out["amin"] = vals[3 + kk:]
-    return out
+    """Decode one result-stream payload (or a command lane beat): its three constant slots."""
+    cw = cfg.const_width
+    return dict(zip(names, _unfields(beat, [cw, cw, cw])))
 
 
 def result_beats(cfg, result):
     """Expected result-stream payloads (ngroups, G) for a ForwardResult or BackwardResult."""
     if isinstance(result, ForwardResult):
         words = (result.stats["mu"], result.stats["sig"], result.stats["s"])
-        amax, amin = result.amax, result.amin
     elif isinstance(result, BackwardResult):
         words = (result.dgamma_bits, result.dbeta_bits, np.zeros_like(result.dgamma_bits))
-        amax = amin = None
     else:
         raise TypeError(f"result must be a ForwardResult or BackwardResult, not {result!r}")
     cp = words[0].shape[0]
     out = np.empty((cp // cfg.lanes, cfg.lanes), dtype=object)
     for c in range(cp):
-        out[c // cfg.lanes, c % cfg.lanes] = _lane_beat(
-            cfg, words[0][c], words[1][c], words[2][c],
-            None if amax is None else amax[c], None if amin is None else amin[c])
+        out[c // cfg.lanes, c % cfg.lanes] = _lane_beat(cfg, words[0][c], words[1][c],
+                                                        words[2][c])
     return out
 
 

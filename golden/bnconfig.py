@@ -125,7 +125,7 @@ class BNConfig:
         ``"rne"`` or ``"rtz"``; applied to every format of the config on construction.
     max_m : int
         Largest number of positions per channel the hardware accepts (2..2**24); sets the width
-        ``m_bits`` of m and of the argmax/argmin positions.
+        ``m_bits`` of m (and of q and the unit's position counters).
     add_stages, mul_stages, div_stages, sqrt_stages, minmax_stages, bfp_stages : int
         Pipeline depths of the RTL units (0..16); they do not change any value.
     """
@@ -302,21 +302,12 @@ class BNConfig:
         return max(self.fwd_acc_fmt.width, self.bwd_acc_fmt.width)
 
     @property
-    def has_positions(self):
-        """True when argmax/argmin positions travel on the streams (``grad == "range"``)."""
-        return self.grad == "range"
-
-    @property
-    def positions_width(self):
-        return 2 * self.chunks * self.m_bits if self.has_positions else 0
-
-    @property
     def header_width(self):
         return 2 + 2 * self.m_bits + self.r_bits + 3 * self.const_width
 
     @property
     def lane_width(self):
-        return 3 * self.const_width + self.positions_width
+        return 3 * self.const_width
 
     @property
     def cmd_width(self):
@@ -325,7 +316,9 @@ class BNConfig:
 
     @property
     def result_width(self):
-        return 3 * self.const_width + self.positions_width
+        """Result stream payload width: three constant slots (no positions: a backward with
+        grad "range" re-detects the chunk extrema, docs/bn-spec.md section 5)."""
+        return 3 * self.const_width
 
     def tensor_width(self, name):
         """Width of one beat of tensor ``name`` (``"x"``, ``"y"``, ``"dy"``, ``"dx"``)."""

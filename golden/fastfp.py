@@ -8,7 +8,7 @@ same loops in compiled scalar code:
 
 * :func:`seq_add` -- ``acc = fp.add(fmt, acc, terms[p])`` for ``p = 0 .. m-1`` from ``+0``, per
   column, in the same order;
-* :func:`chunk_extrema` -- the per-chunk running ``fp.max``/``fp.min`` and their positions;
+* :func:`chunk_extrema` -- the per-chunk running ``fp.max``/``fp.min``;
 * :func:`add`, :func:`max`, :func:`min` -- elementwise scalar kernels, exposed for the
   equivalence tests.
 
@@ -238,29 +238,19 @@ if AVAILABLE:
             acc[c] = s
 
     @_jit
-    def _extrema_kernel(E, M, sub, x, starts, lengths, mx, mn, amax, amin):
+    def _extrema_kernel(E, M, sub, x, starts, lengths, mx, mn):
         for j in range(starts.size):
             p0 = starts[j]
             for c in range(x.shape[1]):
                 first = x[p0, c]
                 cmx = _minmax1(E, M, sub, first, first, True)
                 cmn = _minmax1(E, M, sub, first, first, False)
-                imx = p0
-                imn = p0
                 for t in range(1, lengths[j]):
                     v = x[p0 + t, c]
-                    n = _minmax1(E, M, sub, cmx, v, True)
-                    if n != cmx:
-                        imx = p0 + t
-                    cmx = n
-                    n = _minmax1(E, M, sub, cmn, v, False)
-                    if n != cmn:
-                        imn = p0 + t
-                    cmn = n
+                    cmx = _minmax1(E, M, sub, cmx, v, True)
+                    cmn = _minmax1(E, M, sub, cmn, v, False)
                 mx[j, c] = cmx
                 mn[j, c] = cmn
-                amax[c, j] = imx
-                amin[c, j] = imn
 
 
 def _require():
@@ -329,7 +319,7 @@ def seq_add(fmt, terms):
 
 
 def chunk_extrema(fmt, x, starts, lengths):
-    """Per-chunk running max/min of ``x`` (m, Cp) and their first positions.
+    """Per-chunk running max/min of ``x`` (m, Cp).
 
     Parameters
     ----------
@@ -342,7 +332,6 @@ def chunk_extrema(fmt, x, starts, lengths):
     Returns
     -------
     mx, mn : ndarray of ``fmt.dtype``, shape (K, Cp)
-    amax, amin : int64 ndarray, shape (Cp, K)
         What the NumPy loop ``bn._chunk_extrema_loop`` returns, bit for bit.
     """
     _require()
@@ -355,7 +344,5 @@ def chunk_extrema(fmt, x, starts, lengths):
     k, cp = starts.size, xb.shape[1]
     mx = np.empty((k, cp), np.int64)
     mn = np.empty((k, cp), np.int64)
-    amax = np.empty((cp, k), np.int64)
-    amin = np.empty((cp, k), np.int64)
-    _extrema_kernel(E, M, sub, xb, starts, lengths, mx, mn, amax, amin)
-    return mx.astype(fmt.dtype), mn.astype(fmt.dtype), amax, amin
+    _extrema_kernel(E, M, sub, xb, starts, lengths, mx, mn)
+    return mx.astype(fmt.dtype), mn.astype(fmt.dtype)

@@ -45,7 +45,7 @@ ASSUMPTIONS = (
     "no on-chip reuse between passes (each pass re-reads x, and dy in the backward pass).",
     "Stream contents as specified in docs/bn-spec.md section 7: range BN reads x twice forward, "
     "conventional BN three times; the backward pass reads x and dy twice (the range gradient's "
-    "second pass carries x although it ignores it).",
+    "second pass re-detects the chunk argmax/argmin from x).",
     "DRAM energy 1.3-2.6 nJ per 64 bits (Horowitz 2014), reported as a low-high range.",
     f"Elements per channel m = {DEFAULT_M} (batch 32, 14 x 14) amortize per-channel work and the "
     "command/result beats.",
@@ -158,12 +158,15 @@ def documented_op_counts(cfg):
     else:
         c["fwd_final"] = merge({f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 1.0,
                                 f"sqrt {A}": 1.0, f"div {A}": 1.0}, cv(W, A, 2.0), consts)
+    # grad "range" re-detects the chunk extrema of x: pass 1 tracks them as the forward does,
+    # pass 2 decodes x for its flags (word compares, no FP operation)
     c["bwd_pass1"] = merge({f"sub {PB}": 1.0, f"mul {PB}": 2.0, f"add {WB}": 2.0}, cv(F, PB),
-                           cv(B, PB), cv(PB, WB), cv(B, WB), dec("x"), dec("dy"))
+                           cv(B, PB), cv(PB, WB), cv(B, WB), dec("x"), dec("dy"),
+                           {f"max {F}": 1.0, f"min {F}": 1.0} if cfg.grad == "range" else {})
     if cfg.grad == "range":
         c["bwd_final"] = merge({f"mul {AB}": 5.0, f"add {AB}": 1.0, f"sub {AB}": 1.0},
                                cv(WB, AB, 2.0), cv(AB, CB, 6.0))
-        c["bwd_pass2"] = merge({f"mul {PB}": 1.0, f"sub {PB}": 1.0}, dec("dy"),
+        c["bwd_pass2"] = merge({f"mul {PB}": 1.0, f"sub {PB}": 1.0}, dec("x"), dec("dy"),
                                enc("dx", PB, B))
     else:
         c["bwd_final"] = merge({f"mul {AB}": 6.0}, cv(WB, AB, 2.0), cv(AB, CB, 5.0))

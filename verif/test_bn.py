@@ -463,6 +463,73 @@ def test_bn_pysim(preset, lanes, chunks, changes):
     check_beats("dout", phase["dout"], dout)
     check_beats("res", phase["res"], res)
 
+def redetect_commands(cfg, rng, m):
+    """A forward and a backward command on stream bit patterns of the flags' hard cases.
+
+    Plain F words (no BFP), so the lanes see exactly these patterns: lane 0 draws from the
+    format's corner words plus non-canonical NaNs (ties of +-0, subnormals -- zeros for FTZ --,
+    Inf, NaN), lane 1 from three of them (nearly every chunk has tied extrema).  The backward's
+    gamma, mu, s are arbitrary finite AB words, so c0p, c0m differ from c0 and a NaN in x makes
+    dx NaN exactly at the flagged positions: every flag is visible in dx.
+    """
+    from lightnorm.golden.vectors import corners
+    F, B, A, AB, cw = cfg.fwd_fmt, cfg.bwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.const_width
+    cp = cfg.lanes
+    nan_any = F.pos_inf | 1
+    pool = np.unique(np.concatenate([corners(F), [nan_any, nan_any | F.sign_mask,
+                                                  F.canonical_nan | F.sign_mask]]))
+    x = rng.choice(pool, (m, cp)).astype(F.dtype)
+    x[:, 1] = rng.choice(rng.choice(pool, 3, replace=False), m)
+    dy = fp.encode(B, rng.standard_normal((m, cp)))
+
+    def slots(*words):
+        return [int(a) | int(b) << cw | int(c) << 2 * cw for a, b, c in zip(*words)]
+
+    def entry(mode, cmd, din, dout, res):
+        return {"mode": mode, "m": m, "groups": 1, "lanes": cp, "passes": 2,
+                "cmd": list(np.asarray(cmd).ravel()), "din": list(np.asarray(din).ravel()),
+                "dout": list(np.asarray(dout).ravel()), "res": res, "shape": (1, cp, 1, m),
+                "kind": "redetect"}
+
+    x, x_beats = gbn.encode_tensor(cfg, "x", x)          # what the lanes see (plain: x)
+    dy, dy_beats = gbn.encode_tensor(cfg, "dy", dy)
+    gamma, beta = fp.encode(A, rng.uniform(0.5, 2, cp)), fp.encode(A, rng.uniform(-1, 1, cp))
+    f = gbn.forward_stream(cfg, x, gamma, beta)
+    fwd = entry("forward", gbn.command_beats(cfg, "forward", m, gamma=gamma, beta=beta),
+                gbn.din_beats(cfg, "forward", x_beats),
+                gbn.tensor_beats(cfg, "y", f["y_acc"], cfg.fwd_op)[0],
+                slots(f["mu"], f["sig"], f["s"]))
+    gb, mu, s = (fp.encode(AB, rng.uniform(-2, 2, cp)) for _ in range(3))
+    b = gbn.backward_stream(cfg, x, dy, gb, mu, s)
+    bwd = entry("backward", gbn.command_beats(cfg, "backward", m, gamma=gb, mu=mu, s=s),
+                gbn.din_beats(cfg, "backward", x_beats, dy_beats),
+                gbn.tensor_beats(cfg, "dx", b["dx_acc"], cfg.bwd_op)[0],
+                slots(b["dgamma"], b["dbeta"], np.zeros(cp)))
+    return [fwd, bwd], b
+
+
+@pytest.mark.parametrize("subnormals", [True, False], ids=["sub", "ftz"])
+def test_bn_redetect_pysim(subnormals):
+    """Backward argmax/argmin re-detection (bn-spec section 5) in the RTL on the patterns the
+    flags must get right: ties, +0/-0, subnormals or their flushed zeros, Inf, canonical and
+    non-canonical NaN, in chunks of 2 (m = 2K) and unequal chunks, with pauses."""
+    F = BN_PRESETS["lightnorm"].fwd_fmt.replace(subnormals=subnormals)
+    cfg = small_config(BN_PRESETS["lightnorm"], 2, 2, fwd_fmt=F, fwd_op_fmt=F,
+                       fwd_const_fmt=F).replace(x_bfp=None, y_bfp=None, dy_bfp=None, dx_bfp=None)
+    assert cfg.x_bfp is None
+    rng = np.random.default_rng(21 + subnormals)
+    commands, both = [], False
+    for m in (4, 13, 13):
+        cmds, b = redetect_commands(cfg, rng, m)
+        commands += cmds
+        both |= bool((b["ismax"] & b["ismin"]).any())        # a chunk with max == min
+    assert both
+    phase = make_phase(cfg, commands, 0.25)
+    dout, res, _ = run_pysim(cfg, phase)
+    check_beats("dout", phase["dout"], dout)
+    check_beats("res", phase["res"], res)
+
+
 #: Layers per preset: (shape NCHW, data kind, modes).  C is not a multiple of G = 8 except in
 #: the ``huge`` layer (one full group); m runs from 12 to 64.
 LAYERS = [

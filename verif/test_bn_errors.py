@@ -3,8 +3,8 @@
 docs/interface.md ("Refused commands") is the contract, :func:`lightnorm.golden.bn.command_error`
 its golden model.  The HDL test streams, on the simulator named by ``SIM``, every kind of bad
 header (m = 0 in each mode, m < K (empty chunks: the case that used to leak the previous
-command's argmax/argmin positions), K <= m < 2K, m = max_m + 1 and the largest m the field
-holds, the unknown mode 3, q/r that disagree with m, r >= K) each followed by a valid command
+command's chunk state -- then its argmax/argmin positions), K <= m < 2K, m = max_m + 1 and the
+largest m the field holds, the unknown mode 3, q/r that disagree with m, r >= K) each followed by a valid command
 that must be bit-exact, without pauses (cycles: the valid commands keep the cycle model, the
 refused ones take the documented cycles) and with random pauses on all five streams.  It runs
 on a G = 2, K = 3, max_m = 40 LightNorm unit: K = 3 is not a power of two, so q*K + r and
@@ -87,7 +87,7 @@ def inference_command(cfg, rng, shape):
 #: Bad headers of the HDL test: (mode, m, q, r); q, r None = what a host would send.
 BAD_HEADERS = [
     ("forward", 0, None, None), ("inference", 0, None, None), ("backward", 0, None, None),
-    ("forward", 2, None, None),                 # m < K: an empty chunk (stale positions)
+    ("forward", 2, None, None),                 # m < K: an empty chunk (stale extrema)
     ("forward", 5, None, None), ("backward", 5, None, None),   # K <= m < 2K
     ("forward", 41, None, None), ("inference", 63, None, None),   # m > max_m (field: 63)
     ("backward", 41, None, None),
@@ -187,9 +187,6 @@ def test_command_error_rules():
                 if ok:
                     cp = cfg.lanes
                     words = {n: np.zeros(cp, dtype=np.int64) for n in gbn.LANE_WORDS[mode]}
-                    if mode == "backward" and cfg.has_positions:
-                        words["amax"] = words["amin"] = np.zeros((cp, cfg.chunks),
-                                                                 dtype=np.int64)
                     beats = gbn.command_beats(cfg, mode, m, **words)
                     h = gbn.parse_command_beat(cfg, beats[0, 0], True)
                     assert gbn.command_error(cfg, h["mode"], h["m"], h["q"], h["r"]) is None

@@ -40,10 +40,9 @@ def test_layouts_follow_the_spec(preset):
     assert header == [("mode", 2), ("m", mb), ("q", mb), ("r", kb), ("inv_m", cw), ("ck", cw),
                       ("eps", cw)]
     lane = [f["field"] for f in lay["cmd"]["lane"] if f["field"] != "(unused)"]
-    pos = ([f"amax.{j}" for j in range(cfg.chunks)] + [f"amin.{j}" for j in range(cfg.chunks)]
-           if cfg.has_positions else [])
-    assert lane == ["p0", "p1", "p2"] + pos
-    assert [f["field"] for f in lay["res"]["forward"]][:3] == ["mu", "sig", "s"]
+    assert lane == ["p0", "p1", "p2"]             # no position fields (bn-spec section 5)
+    assert [f["field"] for f in lay["res"]["forward"]] == ["mu", "sig", "s"]
+    assert cfg.result_width == cfg.lane_width == 3 * cw
     # din: x in the low bits, dy above it; every layout spans its port exactly
     assert lay["din"][0]["field"].startswith("x.") and lay["din"][-1]["field"].startswith("dy.")
     for stream, width in (("din", cfg.din_width),):
@@ -63,11 +62,8 @@ def test_layouts_read_golden_beats(preset):
     rng = np.random.default_rng(3)
     m, cp = 40, cfg.lanes
     words = [rng.integers(0, 1 << cfg.bwd_acc_fmt.width, cp) for _ in range(3)]
-    amax = rng.integers(0, m, (cp, cfg.chunks))
-    amin = rng.integers(0, m, (cp, cfg.chunks))
-    pos = {"amax": amax, "amin": amin} if cfg.has_positions else {}
-    beats = gbn.command_beats(cfg, "backward", m, **dict(zip(gbn.LANE_WORDS["backward"], words)),
-                              **pos)[0]
+    beats = gbn.command_beats(cfg, "backward", m,
+                              **dict(zip(gbn.LANE_WORDS["backward"], words)))[0]
     consts = gbn.host_constants(cfg, m, "backward")
     assert _field(beats[0], lay["cmd"]["header"], "m") == m
     assert _field(beats[0], lay["cmd"]["header"], "mode") == gbn.MODES["backward"]
@@ -75,8 +71,6 @@ def test_layouts_read_golden_beats(preset):
     for lane in range(cfg.lanes):
         for k in range(3):
             assert _field(beats[1 + lane], lay["cmd"]["lane"], f"p{k}") == words[k][lane]
-        if cfg.has_positions:
-            assert _field(beats[1 + lane], lay["cmd"]["lane"], "amin.3") == amin[lane, 3]
     # one din beat: x and dy words/groups at the offsets the layout gives
     x = rng.standard_normal((1, cp, 1, m))
     fwd = gbn.forward(cfg, x, np.ones(cp), np.zeros(cp))

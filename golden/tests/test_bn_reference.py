@@ -236,8 +236,6 @@ def test_range_fp32_golden_matches_numpy_float32_sequence():
     np.testing.assert_array_equal(fwd.stats["mu"], mu.view(np.uint32))
     np.testing.assert_array_equal(acc32(cfg, fwd.stats["sig"]), sig)
     np.testing.assert_array_equal(fwd.stats["s"], s.view(np.uint32))
-    np.testing.assert_array_equal(fwd.amax, amax)
-    np.testing.assert_array_equal(fwd.amin, amin)
     np.testing.assert_array_equal(bn.layer_to_stream(fwd.y), y)
     d = xs - mu
     dgamma = sum32(dys * (d * s))
@@ -247,6 +245,10 @@ def test_range_fp32_golden_matches_numpy_float32_sequence():
     pos = np.arange(m)[:, None]
     chunk_of = np.repeat(np.arange(k), [hi - lo for lo, hi in bounds])
     ismax, ismin = pos == amax.T[chunk_of], pos == amin.T[chunk_of]
+    # the backward re-detects the chunk extrema from x: numpy's first-occurrence argmax/argmin
+    cp = ismax.shape[1]
+    np.testing.assert_array_equal(bwd.internals["ismax"][:, :cp], ismax)
+    np.testing.assert_array_equal(bwd.internals["ismin"][:, :cp], ismin)
     sel = np.where(ismax & ~ismin, c0 + c2, np.where(ismin & ~ismax, c0 - c2, c0))
     dx = a * dys - sel
     np.testing.assert_array_equal(acc32(cfg, bwd.dgamma_bits), dgamma)
@@ -276,8 +278,14 @@ def test_range_fp32_golden_close_to_float64_range_bn(grad):
     y, cache = ref.range_bn_forward(x, gamma, beta, cfg.eps, cfg.chunks)
     dx, dg, db = ref.range_bn_backward(dy, gamma, cache, grad)
     if grad == "range":
-        np.testing.assert_array_equal(fwd.amax[:10], cache["amax"])
-        np.testing.assert_array_equal(fwd.amin[:10], cache["amin"])
+        # the backward's re-detected flags mark the reference's argmax/argmin (saved x)
+        starts, lengths = bn.chunk_layout(cfg, fwd.m)
+        chunk_of = np.repeat(np.arange(cfg.chunks), lengths)
+        pos = np.arange(fwd.m)[:, None]
+        np.testing.assert_array_equal(bwd.internals["ismax"][:, :10],
+                                      pos == cache["amax"].T[chunk_of])
+        np.testing.assert_array_equal(bwd.internals["ismin"][:, :10],
+                                      pos == cache["amin"].T[chunk_of])
     np.testing.assert_allclose(fwd.sig, cache["sigma"], rtol=1e-6)
     assert rel_rms(fwd.y, y) < 1e-6
     assert rel_rms(bwd.dx, dx) < 1e-5
@@ -388,8 +396,8 @@ def test_nan_and_inf_inputs_poison_their_channel_only():
     # positions of the "range" gradient (the other positions do not depend on x)
     assert np.isnan(bwd.dgamma[2]) and np.isfinite(bwd.dbeta[2])
     dx2 = bn.layer_to_stream(bwd.dx)[:, 2]
-    marked = np.zeros(fwd.m, bool)
-    marked[fwd.amax[2]] = marked[fwd.amin[2]] = True
+    marked = bwd.internals["ismax"][:, 2] | bwd.internals["ismin"][:, 2]
+    assert marked.sum() == 2 * cfg.chunks
     assert np.all(np.isnan(dx2[marked])) and np.all(np.isfinite(dx2[~marked]))
 
 
@@ -408,13 +416,14 @@ def test_stream_beats_round_trip(name):
                                   bn.layer_to_stream(bwd.dx))
     assert fwd.y_beats.shape == (ng, m)
     assert max(int(v).bit_length() for v in fwd.y_beats.ravel()) <= cfg.tensor_width("y")
-    # result beats carry the statistics and positions
+    # result beats carry the statistics (three slots, no positions)
     res = bn.result_beats(cfg, fwd)
     assert res.shape == (ng, cfg.lanes)
     r = bn.parse_result_beat(cfg, res[1, 1])
-    assert (r["r0"], r["r1"], r["r2"]) == tuple(int(fwd.stats[k][9]) for k in ("mu", "sig", "s"))
-    if cfg.has_positions:
-        assert r["amax"] == list(fwd.amax[9]) and r["amin"] == list(fwd.amin[9])
+    assert r == {"r0": int(fwd.stats["mu"][9]), "r1": int(fwd.stats["sig"][9]),
+                 "r2": int(fwd.stats["s"][9])}
+    assert cfg.result_width == cfg.lane_width == 3 * cfg.const_width
+    assert max(int(v).bit_length() for v in res.ravel()) <= cfg.result_width
     rb = bn.parse_result_beat(cfg, bn.result_beats(cfg, bwd)[0, 3])
     assert (rb["r0"], rb["r1"]) == (int(bwd.dgamma_bits[3]), int(bwd.dbeta_bits[3]))
     # command beats: header fields and lane words
@@ -471,7 +480,7 @@ def test_command_beats_take_the_result_inputs():
     bwd = bn.backward(cfg, dy, gamma, fwd)
     m = fwd.m
     assert set(fwd.inputs) == set(bn.LANE_WORDS["forward"])
-    assert set(bwd.inputs) == set(bn.LANE_WORDS["backward"]) | {"amax", "amin"}
+    assert set(bwd.inputs) == set(bn.LANE_WORDS["backward"])
     assert bwd.inputs.keys() == bn.backward_inputs(cfg, fwd, gamma).keys()
     for mode, res in (("forward", fwd), ("backward", bwd)):
         cmd = bn.command_beats(cfg, mode, m, **res.inputs)
@@ -484,12 +493,8 @@ def test_command_beats_take_the_result_inputs():
         bn.command_beats(cfg, "forward", m, gamma=fwd.gamma_bits)
     with pytest.raises(ValueError, match="carries gamma, beta, not mu"):
         bn.command_beats(cfg, "forward", m, mu=fwd.gamma_bits, **fwd.inputs)
-    with pytest.raises(ValueError, match="no position fields"):
-        bn.command_beats(cfg, "forward", m, amax=fwd.amax, **fwd.inputs)
-    with pytest.raises(ValueError, match="required"):
-        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "amin": None})
-    with pytest.raises(ValueError, match="not a position"):
-        bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "amax": bwd.inputs["amax"] + m})
+    with pytest.raises(TypeError, match="amax"):       # no position fields any more
+        bn.command_beats(cfg, "backward", m, amax=np.zeros((8, cfg.chunks), int), **bwd.inputs)
     with pytest.raises(ValueError, match="not a 19-bit e7m11_rtz word"):
         bn.command_beats(cfg, "backward", m, **{**bwd.inputs, "s": bwd.inputs["s"] + (1 << 19)})
     with pytest.raises(TypeError, match="integer array of e6m12_rtz words"):
@@ -497,11 +502,11 @@ def test_command_beats_take_the_result_inputs():
     with pytest.raises(ValueError, match="mode must be one of 'forward', 'backward', "
                                          "'inference', not 1"):
         bn.command_beats(cfg, 1, m, **fwd.inputs)
-    # grad "bn": backward_inputs has no positions and the command takes none
+    # grad "bn": the same backward words
     cb = LIGHTNORM.replace(grad="bn")
     fb = bn.forward(cb, x, gamma, beta)
     ib = bn.backward_inputs(cb, fb, gamma)
-    assert ib["amax"] is None and ib["amin"] is None
+    assert set(ib) == set(bn.LANE_WORDS["backward"])
     assert bn.command_beats(cb, "backward", m, **ib).shape == (1, cb.lanes + 1)
 
 
@@ -520,6 +525,11 @@ def test_op_counts_per_element():
     pb = LIGHTNORM.bwd_op.name
     assert ln["bwd_pass1"][f"add {wb}"] == 2 and ln["bwd_pass1"][f"mul {pb}"] == 2
     assert ln["bwd_pass2"][f"mul {pb}"] == 1 and ln["bwd_pass2"][f"sub {pb}"] == 1
+    # grad "range" re-detects the chunk extrema: backward pass 1 tracks them like the forward,
+    # pass 2 decodes x again (its flags are word compares, not FP operations)
+    assert ln["bwd_pass1"][f"max {data}"] == 1 and ln["bwd_pass1"][f"min {data}"] == 1
+    assert ln["bwd_pass2"][f"bfp_decode {LIGHTNORM.x_bfp.name}"] == 1
+    assert not any(k.startswith(("max", "min")) for k in ln["bwd_pass2"])
     conv = bn.op_counts(FP32_BN, m=16)
     assert conv["fwd_final"]["sqrt e9m23"] == 1
     assert conv["fwd_pass2"] == {"sub e8m23": 1, "mul e8m23": 1, "add e9m42": 1,

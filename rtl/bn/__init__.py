@@ -8,8 +8,8 @@ synthesis report lists separately (docs/architecture.md):
 ``bfp``       x/dy decoders, y/dx encoders (:mod:`.bfp`)
 ``normalize`` the streaming per-lane datapath (:mod:`.normalize`)
 ``stats``     the per-lane accumulators (:mod:`.stats`)
-``range``     chunk max/min, argmax/argmin positions (:mod:`.rangestat`: a module named
-              ``range`` would shadow the builtin inside this package)
+``range``     chunk max/min, the backward argmax/argmin flags (:mod:`.rangestat`: a module
+              named ``range`` would shadow the builtin inside this package)
 ``recip``     the shared scalar sequencer: mean, range/variance, reciprocal, sqrt, a, b,
               gradient constants (:mod:`.recip`)
 
@@ -142,23 +142,17 @@ class BNUnit(wiring.Component):
             stats.clear.eq(ctl.clear),
             seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),
             ctl.seq_done.eq(seq.done),
-            rng.load_lane.eq(ctl.load_lane), rng.load_index.eq(ctl.load_index),
         ]
         m.d.comb += [self.dout_last.eq(ctl.dout_last), self.res_last.eq(ctl.res_last)]
-        m.d.comb += [a.eq(b) for a, b in zip(rng.load_amax, ctl.load_amax)]
-        m.d.comb += [a.eq(b) for a, b in zip(rng.load_amin, ctl.load_amin)]
 
-        # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2 | amax | amin.  Forward: mu,
+        # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2, no positions.  Forward: mu,
         # s in C and sig in A; backward: dgamma, dbeta rounded from W into AB by the sequencer.
         def slot(v):
             return Cat(v, Const(0, CW - len(v)))
         fwd, bwd = [], []
         for l in range(cfg.lanes):
-            pos = []
-            if cfg.has_positions:
-                pos = rng.amax[l] + rng.amin[l]
             fwd.append(Cat(slot(seq.values["mu_c"][l]), slot(seq.values["sig"][l]),
-                           slot(seq.values["s_c"][l]), *pos))
+                           slot(seq.values["s_c"][l])))
             bwd.append(Cat(slot(seq.values["dgamma"][l]), slot(seq.values["dbeta"][l]),
                            Const(0, CW)))
         ctl.res_words = {"fwd": fwd, "bwd": bwd}

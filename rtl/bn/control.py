@@ -75,14 +75,16 @@ class Control(Elaboratable):
         The current pass still takes data-in beats.
     in_fire, out_fire : Signal, in
         A beat entered / left the normalize pipeline this cycle.
-    first, last, chunk, pos : Signal, out
-        Side-band of the entering beat: chunk boundaries, chunk index, position ``p``.
+    first, last, chunk : Signal, out
+        Side-band of the entering beat: chunk boundaries and chunk index (the unit keeps no
+        absolute position besides the pass's beat counter).
     clear : Signal, out
         Clear the accumulators.
     seq_start, seq_entry, seq_done
         Handshake with the scalar sequencer (``seq_done`` in).
-    load_lane, load_index, load_amax, load_amin
-        Position load of a backward lane beat (to the range block).
+    load_lane, load_index : Signal, out
+        A backward lane beat for lane ``load_index`` is taken this cycle (normalize rounds its
+        mu and s into CB registers); never for a refused command.
     res_words : dict, in
         ``"fwd"``/``"bwd"`` -> list (lanes) of result payload Values.
     error : Signal, out
@@ -123,15 +125,12 @@ class Control(Elaboratable):
         self.out_fire = Signal()
         self.first, self.last = Signal(), Signal()
         self.chunk = Signal(max(1, (K - 1).bit_length()))
-        self.pos = Signal(MB)
         self.clear = Signal()
         self.seq_start = Signal()
         self.seq_entry = Signal(range(len(SEGMENTS)))
         self.seq_done = Signal()
         self.load_lane = Signal()
         self.load_index = Signal(range(max(2, G)))
-        self.load_amax = [Signal(MB, name=f"cmd_amax{j}") for j in range(K)]
-        self.load_amin = [Signal(MB, name=f"cmd_amin{j}") for j in range(K)]
         self.res_words = {}
         self.error = Signal(ERROR_CODE_BITS)
         self.drop = Signal()
@@ -177,7 +176,6 @@ class Control(Elaboratable):
         chunk_len = Signal(MB)
         m.d.comb += [
             chunk_len.eq(self.q + (self.chunk < self.r)),
-            self.pos.eq(in_cnt),
             self.first.eq(in_chunk_pos == 0),
             self.last.eq(in_chunk_pos == chunk_len - 1),
         ]
@@ -270,18 +268,10 @@ class Control(Elaboratable):
                                 m.d.sync += [self.p0[l].eq(beat[0:CW]),
                                              self.p1[l].eq(beat[CW:2 * CW]),
                                              self.p2[l].eq(beat[2 * CW:3 * CW])]
-                    # a backward lane beat: the range block loads its positions, normalize
-                    # its CB-rounded mu and s (docs/architecture.md, recip)
+                    # a backward lane beat: normalize loads its CB-rounded mu and s
+                    # (docs/architecture.md, recip)
                     m.d.comb += [self.load_lane.eq((self.mode == MODE_BWD) & ~refused),
                                  self.load_index.eq(lane)]
-                    if cfg.has_positions:
-                        base = 3 * CW
-                        for j in range(K):
-                            m.d.comb += [
-                                self.load_amax[j].eq(beat[base + j * MB:base + (j + 1) * MB]),
-                                self.load_amin[j].eq(beat[base + (K + j) * MB:
-                                                          base + (K + j + 1) * MB]),
-                            ]
                     m.d.sync += lane.eq(lane + 1)
                     with m.If(lane == G - 1):
                         m.d.comb += restart.eq(1)

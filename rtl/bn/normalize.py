@@ -100,11 +100,15 @@ class Normalize(Elaboratable):
         ]
         # dec: BFP decoding (combinational cores in the bfp block)
         m.d.comb += [cod.x_raw.eq(pin.payload[:xw]), cod.dy_raw.eq(pin.payload[xw:])]
-        v = {"first": ctl.first, "last": ctl.last, "chunk": ctl.chunk, "pos": ctl.pos}
+        v = {"first": ctl.first, "last": ctl.last}
         for l in range(G):
             v[f"x{l}"] = cod.x_words[l]
             v[f"dy{l}"] = cod.dy_words[l]
-            if cfg.has_positions:
+            if cfg.grad == "range":
+                # backward pass 2: the range block flags the entering beat's argmax/argmin
+                # lanes from its decoded x (re-detection, docs/bn-spec.md section 5); the
+                # flags ride the pipeline to L4
+                m.d.comb += self.rng.in_x[l].eq(cod.x_words[l])
                 v[f"ismax{l}"] = self.rng.ismax[l]
                 v[f"ismin{l}"] = self.rng.ismin[l]
         v = cut(v, cfg.bfp_stages)
@@ -255,10 +259,12 @@ class Normalize(Elaboratable):
         m.d.comb += [
             st.take_f.eq(ctl.out_fire & ((kind == KIND_STAT) | (kind == KIND_VAR))),
             st.take_b.eq(ctl.out_fire & (kind == KIND_BSTAT)),
-            rg.take.eq(ctl.out_fire & (kind == KIND_STAT)),
+            # the chunk extrema: forward pass 1, and (grad "range") backward pass 1 again
+            rg.take.eq(ctl.out_fire & ((kind == KIND_STAT) | (
+                (kind == KIND_BSTAT) if cfg.grad == "range" else 0))),
             rg.first.eq(out["first"]), rg.last.eq(out["last"]),
-            rg.chunk.eq(out["chunk"]), rg.pos.eq(out["pos"]),
-            rg.in_chunk.eq(ctl.chunk), rg.in_pos.eq(ctl.pos),
+            rg.in_first.eq(ctl.first), rg.in_last.eq(ctl.last),
+            rg.in_take.eq(ctl.in_fire & (kind == KIND_DX)),
         ]
         # The sums' terms, widened exactly into W / WB at the pipeline output (so the pipeline
         # registers carry the narrow words).

@@ -1,21 +1,32 @@
-"""``range`` block: chunk extrema, argmax/argmin positions, and the per-channel programs.
+"""``range`` block: chunk extrema, the backward argmax/argmin flags, and the per-channel programs.
 
 Hardware (per lane):
 
 * the running chunk maximum and minimum (``fp.max/fp.min`` in F through two combinational
-  FPMinMax cores in the accumulation loop) with their first-occurrence positions, stored at the
-  end of chunk ``j`` into ``MX[j], MN[j]`` (F words) and ``AMAX[j], AMIN[j]`` (positions);
-* the position registers double as the backward command's argmax/argmin inputs (grad
-  ``"range"``), and give the pass-2 flags ``ismax = (p == AMAX[j])``, ``ismin = (p == AMIN[j])``.
+  FPMinMax cores in the accumulation loop), shifted at the end of each chunk into a K-word
+  shift register per kind, so that after the pass ``MX[j], MN[j]`` (F words) hold chunk j --
+  in forward pass 1 for the sequencer's extrema sums, and (grad ``"range"``) in backward pass
+  1 again, from the same x.  A shift register instead of a write decoder and a K:1 read
+  multiplexer: the chunks are written, and read back in pass 2, in chunk order;
+* in backward pass 2 (grad ``"range"``) the flags ``ismax``/``ismin`` of the beat entering the
+  datapath: its word, as the trackers compared it (FTZ subnormals flushed, NaN canonical),
+  equals ``MX[0]`` / ``MN[0]`` -- the current chunk's, the registers rotate by one word at
+  each chunk end -- and no earlier position of the chunk did (one "seen" bit per lane and
+  kind, cleared at each chunk start).  The shift registers rely on exactly K non-empty chunks
+  per pass, which the header checks guarantee (``m_chunks``: m >= 2K; ``chunks_qr``: q, r =
+  divmod(m, K); docs/interface.md, "Refused commands"): a refused command runs no pass.  That is exactly the element the
+  first-occurrence argmax/argmin rule picks (docs/bn-spec.md section 5), so the unit stores no
+  positions: no position registers, no position fields on the streams.
 
 The sums of the chunk extrema, the range, sigma_hat (or variance), the reciprocal and the scale
 and shift are not done here but by the shared scalar sequencer (:mod:`.recip`), which runs the
 programs :func:`programs` returns: op for op the "Finalize" steps of docs/bn-spec.md.
 """
 
-from amaranth.hdl import Array, Elaboratable, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
 
 from lightnorm.golden import fp as gfp
+from lightnorm.rtl.round import Unpack
 from .common import fp_minmax
 from .recip import Op
 
@@ -99,7 +110,7 @@ def programs(cfg):
 
 
 class Range(Elaboratable):
-    """Chunk extrema trackers and position registers of all lanes.
+    """Chunk extrema trackers and the backward argmax/argmin flags of all lanes.
 
     Parameters
     ----------
@@ -110,86 +121,91 @@ class Range(Elaboratable):
     x : list of Signal, in
         The F word of each lane at the pipeline output.
     take : Signal, in
-        A statistics beat leaves the pipeline this cycle (range forward pass 1).
-    first, last, chunk, pos : Signal, in
-        Side-band of that beat: first/last position of its chunk, chunk index, position.
-    load_lane : Signal, in
-        Command lane beat for lane ``load_index`` with positions ``load_amax``/``load_amin``
-        (lists of K Values) is accepted this cycle (backward with grad "range").
-    in_chunk, in_pos : Signal, in
-        Chunk index and position of the beat entering the pipeline (for the flags).
+        A statistics beat leaves the pipeline this cycle (range forward pass 1; backward pass 1
+        with grad "range").
+    first, last : Signal, in
+        Side-band of that beat: first/last position of its chunk.
+    in_x : list of Signal, in
+        The F word of each lane of the beat entering the pipeline (after BFP decoding).
+    in_first, in_last : Signal, in
+        Side-band of the entering beat: first/last position of its chunk.
+    in_take : Signal, in
+        The entering beat is taken this cycle in backward pass 2 (updates the "seen" bits,
+        rotates the extrema at a chunk end).
     mx, mn : list (lanes) of list (K) of Signal
-        Stored chunk extrema (F words).
-    amax, amin : list (lanes) of list (K) of Signal
-        Stored positions.
+        Stored chunk extrema (F words), chunk j in entry j after a statistics pass.
     ismax, ismin : list of Signal, out
-        Pass-2 flags of the entering beat, per lane.
+        Pass-2 flags of the entering beat, per lane (grad "range").
     """
 
     def __init__(self, cfg):
         self.cfg = cfg
-        G, K, F, MB = cfg.lanes, cfg.chunks, cfg.fwd_fmt, cfg.m_bits
-        KB = max(1, (K - 1).bit_length())
+        G, K, F = cfg.lanes, cfg.chunks, cfg.fwd_fmt
         self.x = [Signal(F.width, name=f"rng_x{l}") for l in range(G)]
         self.take = Signal()
         self.first, self.last = Signal(), Signal()
-        self.chunk = Signal(KB)
-        self.pos = Signal(MB)
-        self.load_lane = Signal()
-        self.load_index = Signal(range(max(2, G)))
-        self.load_amax = [Signal(MB, name=f"load_amax{j}") for j in range(K)]
-        self.load_amin = [Signal(MB, name=f"load_amin{j}") for j in range(K)]
-        self.in_chunk = Signal(KB)
-        self.in_pos = Signal(MB)
+        self.in_x = [Signal(F.width, name=f"rng_in_x{l}") for l in range(G)]
+        self.in_first, self.in_last = Signal(), Signal()
+        self.in_take = Signal()
+        # Extrema are data (reset_less): a command's statistics pass writes every chunk's entry
+        # (range BN needs m >= 2K, so no chunk is empty) before the sequencer or pass 2 reads it.
         self.mx = [[Signal(F.width, name=f"mx_l{l}_c{j}", reset_less=True) for j in range(K)]
                    for l in range(G)]
         self.mn = [[Signal(F.width, name=f"mn_l{l}_c{j}", reset_less=True) for j in range(K)]
                    for l in range(G)]
-        # Positions are data (reset_less): a forward command writes every chunk's entry in its
-        # statistics pass (range BN needs m >= 2K, so no chunk is empty) before the results
-        # that carry them; a backward command loads them from its lane beats before any pass.
-        self.amax = [[Signal(MB, name=f"amax_l{l}_c{j}", reset_less=True) for j in range(K)]
-                     for l in range(G)]
-        self.amin = [[Signal(MB, name=f"amin_l{l}_c{j}", reset_less=True) for j in range(K)]
-                     for l in range(G)]
         self.ismax = [Signal(name=f"ismax{l}") for l in range(G)]
         self.ismin = [Signal(name=f"ismin{l}") for l in range(G)]
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        G, K, F, MB = cfg.lanes, cfg.chunks, cfg.fwd_fmt, cfg.m_bits
-        for l in range(G):
+        for l in range(cfg.lanes):
             if cfg.algorithm == "range":
-                self._tracker(m, l, "max", self.mx[l], self.amax[l])
-                self._tracker(m, l, "min", self.mn[l], self.amin[l])
-            if cfg.has_positions:
-                with m.If(self.load_lane & (self.load_index == l)):
-                    m.d.sync += [self.amax[l][j].eq(self.load_amax[j]) for j in range(K)]
-                    m.d.sync += [self.amin[l][j].eq(self.load_amin[j]) for j in range(K)]
-                m.d.comb += [
-                    self.ismax[l].eq(Array(self.amax[l])[self.in_chunk] == self.in_pos),
-                    self.ismin[l].eq(Array(self.amin[l])[self.in_chunk] == self.in_pos),
-                ]
+                self._tracker(m, l, "max", self.mx[l])
+                self._tracker(m, l, "min", self.mn[l])
+            if cfg.grad == "range":
+                word = self._canonical(m, l)
+                self._flag(m, l, "max", word, self.mx[l], self.ismax[l])
+                self._flag(m, l, "min", word, self.mn[l], self.ismin[l])
         return m
 
-    def _tracker(self, m, l, kind, store, positions):
+    def _tracker(self, m, l, kind, store):
         cfg = self.cfg
         F = cfg.fwd_fmt
         cur = Signal(F.width, name=f"{kind}_cur{l}", reset_less=True)
-        cur_pos = Signal(cfg.m_bits, name=f"{kind}_pos{l}", reset_less=True)
         x = self.x[l]
         # At a chunk's first position the comparator sees (x, x): the word itself, flushed and
         # canonicalized exactly as golden _chunk_extrema does.
         new = fp_minmax(m, f"{kind}_l{l}", F, Array([cur, x])[self.first], x, kind == "max")
-        taken = Signal(name=f"{kind}_taken{l}")
-        m.d.comb += taken.eq(self.first | (new != cur))
-        pos = Signal(cfg.m_bits, name=f"{kind}_newpos{l}")
-        m.d.comb += pos.eq(Array([cur_pos, self.pos])[taken])
         with m.If(self.take):
-            m.d.sync += [cur.eq(new), cur_pos.eq(pos)]
-            with m.If(self.last):
-                with m.Switch(self.chunk):
-                    for j in range(cfg.chunks):
-                        with m.Case(j):
-                            m.d.sync += [store[j].eq(new), positions[j].eq(pos)]
+            m.d.sync += cur.eq(new)
+            with m.If(self.last):              # chunk j ends: shift it in at the top
+                m.d.sync += [a.eq(b) for a, b in zip(store, store[1:] + [new])]
+
+    def _canonical(self, m, l):
+        """The entering word as the FPMinMax trackers see it: ``fp.max(F, x, x)``.
+
+        An FTZ subnormal becomes the zero of its sign, any NaN the canonical NaN (the rules of
+        :class:`lightnorm.rtl.fpminmax.FPMinMax`, from the same Unpack classification); every
+        other word is itself.  A bit-pattern rewrite, no comparison.
+        """
+        F = self.cfg.fwd_fmt
+        m.submodules[f"unpack_in_x{l}"] = u = Unpack(F)
+        m.d.comb += u.a.eq(self.in_x[l])
+        word = Signal(F.width, name=f"canon_x{l}")
+        m.d.comb += word.eq(Mux(u.is_nan, F.canonical_nan,
+                                Mux(u.is_zero, Cat(Const(0, F.width - 1), u.sign),
+                                    self.in_x[l])))
+        return word
+
+    def _flag(self, m, l, kind, word, store, flag):
+        # The chunk's first position whose word equals its stored extremum: "seen" remembers a
+        # hit earlier in the chunk; the chunk's first beat ignores it (cleared at each start).
+        seen = Signal(name=f"{kind}_seen{l}", reset_less=True)
+        hit = Signal(name=f"{kind}_hit{l}")
+        m.d.comb += [hit.eq(word == store[0]),
+                     flag.eq(hit & (self.in_first | ~seen))]
+        with m.If(self.in_take):
+            m.d.sync += seen.eq((seen & ~self.in_first) | hit)
+            with m.If(self.in_last):           # the next chunk's extremum moves to entry 0
+                m.d.sync += [a.eq(b) for a, b in zip(store, store[1:] + store[:1])]
