@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import bfp, fastfp, fp
-from .bnconfig import BNConfig
+from .bnconfig import BNConfig, exact_sum_format
 from .formats import FloatFormat
 
 __all__ = [
@@ -553,7 +553,9 @@ def _sum(ops, cfg, direction, terms, term_fmt, exact=None):
     acc = cfg.fwd_acc_fmt if direction == "forward" else cfg.bwd_acc_fmt
     final = direction[:3].replace("for", "fwd").replace("bac", "bwd") + "_final"
     if cfg.exact_sums if exact is None else exact:
-        ops.count("fixadd", term_fmt.name, np.size(terms))
+        # counted as integer adds of the register width ("fixadd X51m18") and one
+        # fixed-to-float rounding per lane (synth/energy.py prices both)
+        ops.count("fixadd", exact_sum_format([term_fmt], cfg.max_m).name, np.size(terms))
         phase, ops.phase = ops.phase, final
         ops.count("convert", f"fixed->{acc.name}", np.size(terms) // max(1, len(terms)))
         ops.phase = phase

@@ -104,6 +104,7 @@ def test_fixacc_fault_is_caught():
     assert got != expected(term_fmt, [acc_fmt], seqs)
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_fixacc_errors():
     f = FloatFormat(5, 4)
     with pytest.raises(TypeError, match="fix_fmt must be a FixedFormat"):
