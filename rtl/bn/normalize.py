@@ -269,7 +269,7 @@ class Normalize(Elaboratable):
                 tf = out[f"x{l}"]
                 if cfg.algorithm == "conventional":
                     tf = Mux(kind == KIND_VAR, out[f"ma{l}"],
-                             fp_convert(m, f"cv_x_p_l{l}", F, P, out[f"x{l}"]))
+                             fp_convert(m, f"cv_x_sum_l{l}", F, P, out[f"x{l}"]))
                 m.d.comb += [st.term_f[l].eq(tf), st.term_g[l].eq(out[f"m2{l}"]),
                              st.term_b[l].eq(out[f"dy{l}"]), rg.x[l].eq(out[f"x{l}"])]
                 continue
