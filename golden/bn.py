@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import bfp, fastfp, fp
-from .bnconfig import BNConfig, exact_sum_format
+from .bnconfig import BNConfig
 from .formats import FloatFormat
 
 __all__ = [
@@ -555,7 +555,8 @@ def _sum(ops, cfg, direction, terms, term_fmt, exact=None):
     if cfg.exact_sums if exact is None else exact:
         # counted as integer adds of the register width ("fixadd X51m18") and one
         # fixed-to-float rounding per lane (synth/energy.py prices both)
-        ops.count("fixadd", exact_sum_format([term_fmt], cfg.max_m).name, np.size(terms))
+        reg = cfg.fix_fmt("f" if direction == "forward" else "g")
+        ops.count("fixadd", reg.name, np.size(terms))
         phase, ops.phase = ops.phase, final
         ops.count("convert", f"fixed->{acc.name}", np.size(terms) // max(1, len(terms)))
         ops.phase = phase

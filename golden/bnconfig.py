@@ -360,8 +360,12 @@ class BNConfig:
 
     def fix_fmt(self, acc):
         """The fixed-point register of accumulator ``acc`` (``"f"``, ``"g"``, ``"b"``) in
-        exact mode (:func:`exact_sum_format` of its term formats at ``max_m``)."""
-        return exact_sum_format(self.sum_term_fmts()[acc], self.max_m)
+        exact mode (:func:`exact_sum_format` of its term formats at ``max_m``).  The two
+        backward sums share one register format (that of the PB and B terms together; PB holds
+        B, so it is dgamma's), so that one FixedToFloat converter serves both."""
+        t = self.sum_term_fmts()
+        terms = t["g"] + t["b"] if acc in ("g", "b") else t[acc]
+        return exact_sum_format(terms, self.max_m)
 
     @property
     def m_bits(self):
@@ -489,8 +493,8 @@ def lightnorm_policy(base, fwd_fmt=None, bwd_fmt=None, acc_extra=(8, 8), **chang
 #: both); the sums rounded once into "+8"-mantissa accumulators whose exponents are widened
 #: until no sum of max_m = 65536 terms can overflow (A = E6M12, AB = E7M11); BFP groups of 8
 #: channels with the element precision as magnitude width; truncation; exact range-BN gradient.
-#: The sums of m terms are exact (fixed-point accumulators of 51 / 83 / 82 bits for the E5M4 x,
-#: E6M4 dgamma and E6M3 dbeta terms), rounded once.
+#: The sums of m terms are exact (fixed-point accumulators of 51 bits for the E5M4 x, 83 bits
+#: for the E6M4 dgamma and E6M3 dbeta terms), rounded once.
 LIGHTNORM = BNConfig(fwd_op_fmt=FP10_154, fwd_const_fmt=FP10_154, bwd_op_fmt=FloatFormat(6, 4),
                      bwd_const_fmt=FloatFormat(6, 4), sum_mode="exact")
 LIGHTNORM_RNE = LIGHTNORM.replace(rounding="rne")

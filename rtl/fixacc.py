@@ -152,6 +152,7 @@ class FixedToFloat(StreamUnit):
     def __init__(self, fix_fmt, dst_fmt, *, stages=1):
         self.fix_fmt = _check_fixed("fix_fmt", fix_fmt)
         self.dst_fmt = check_float_format("dst_fmt", dst_fmt)
+        self.src_fmt = fix_fmt           # the synthesis report's core label: X51m18->E6M12
         super().__init__(unsigned(word_width(fix_fmt)), unsigned(dst_fmt.width), stages=stages)
 
     def elaborate(self, platform):

@@ -150,17 +150,15 @@ def documented_op_counts(cfg):
     k = cfg.chunks
     if cfg.exact_sums:
         # exact sums: fixed-point adds of the term's register, one rounding into A / AB each
-        from ..golden.bnconfig import exact_sum_format
-        fx = lambda t: exact_sum_format([t], cfg.max_m).name  # noqa: E731
-        sx = lambda t: {f"fixadd {fx(t)}": 1.0}  # noqa: E731
-        c = {"fwd_pass1": merge(sx(cfg.fwd_fmt), dec("x"),
+        sx = lambda k: {f"fixadd {cfg.fix_fmt(k).name}": 1.0}  # noqa: E731
+        c = {"fwd_pass1": merge(sx("f"), dec("x"),
                                 {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {})}
         if not rng:
-            c["fwd_pass2"] = merge({f"sub {P}": 1.0, f"mul {P}": 1.0}, sx(cfg.fwd_op),
+            c["fwd_pass2"] = merge({f"sub {P}": 1.0, f"mul {P}": 1.0}, sx("f"),
                                    cv(F, P), dec("x"))
         fin = {f"convert fixed->{A}": 1.0 if rng else 2.0}
         bfin = {f"convert fixed->{AB}": 2.0}
-        bsum = merge(sx(cfg.bwd_op), sx(cfg.bwd_fmt))
+        bsum = merge(sx("g"), sx("b"))
         W_A = 2.0 if rng else 0.0
     else:
         c = {"fwd_pass1": merge({f"add {W}": 1.0}, cv(F, W), dec("x"),
