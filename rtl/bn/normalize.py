@@ -20,7 +20,9 @@ the constants are C / CB words, widened exactly into P / PB)::
     enc    y -> y_bfp / F                       dx -> dx_bfp / B
 
 The statistics terms leave the pipeline in their own formats (x: F, d*d: P, dy*x_hat: PB,
-dy: B) and are widened exactly into the stats block's sum formats W / WB.
+dy: B); with wide sums (``sum_mode == "wide"``) they are widened exactly into the stats
+block's sum formats W / WB here, with exact sums they enter its fixed-point accumulators as they
+are (the conventional forward converts x exactly into P, the variance terms' format).
 
 Units are shared between passes where the operation and format agree (L2 and L3 serve both
 backward passes).  When the forward and backward op formats are the same (P == PB, the

@@ -1,5 +1,6 @@
 """``stats`` block: the per-lane accumulators of the statistics passes.
 
+Wide sums (``cfg.sum_mode == "wide"``; exact sums: below).
 Each accumulator is ``acc = add(acc, term)`` with one combinational FPAddSub core in the loop
 (a register and an adder per lane): one term per cycle, in stream order, exactly the sequential
 sum of the golden model.  Interleaving partial sums over a pipelined adder would change the
