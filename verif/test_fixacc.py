@@ -15,7 +15,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from lightnorm.golden import bn, fp
+from lightnorm.golden import bn
 from lightnorm.golden.bnconfig import FixedFormat, exact_sum_format
 from lightnorm.golden.formats import FloatFormat
 from lightnorm.rtl.fixacc import FixedAccumulator, FixedToFloat, word_width

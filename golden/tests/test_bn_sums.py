@@ -17,13 +17,16 @@ same data: worst 0.375 ulp (LIGHTNORM) and 0.232 ulp (FP32_BN).  ``test_old_sche
 asserts that the old scheme misses the bound by more than 100 ulp.
 """
 
+import math
 from fractions import Fraction
 
+import gfloat
 import numpy as np
 import pytest
 
 from lightnorm.golden import bn, fp
-from lightnorm.golden.bnconfig import BN_PRESETS
+from lightnorm.golden.bnconfig import BN_PRESETS, exact_sum_format
+from lightnorm.golden.formats import FloatFormat
 
 M = 65536          # = max_m of every preset
 
@@ -155,12 +158,6 @@ def test_old_scheme_fails():
 
 
 # -- exact sums (sum_mode "exact"): bit for bit against an independent oracle -------------------
-import math                                                        # noqa: E402
-
-import gfloat                                                      # noqa: E402
-
-from lightnorm.golden.bnconfig import exact_sum_format            # noqa: E402
-from lightnorm.golden.formats import FloatFormat                   # noqa: E402
 
 GF_MODE = {"rne": gfloat.RoundMode.TiesToEven, "rtz": gfloat.RoundMode.TowardZero}
 
