@@ -498,18 +498,85 @@ def _is_zero(fmt, bits):
     return (np.asarray(bits).astype(np.int64) & (fmt.sign_mask - 1)) == 0
 
 
-def _sum(ops, cfg, direction, terms, term_fmt):
-    """A sum of the unit (docs/bn-spec.md, "Sums"): sequential over axis 0 in the wide format W.
+#: Limb width of :func:`_exact_sum`: a sum of up to 2**24 (max_m) limbs < 2**32 fits int64.
+_LIMB = 32
 
-    The terms (``term_fmt`` words, held exactly by W) are converted into W = ``sum_format(acc)``,
-    added one per position in stream order from +0 (``acc = add_W(acc, term)``, the stats
-    block's loop) and the complete sum is rounded ONCE into the accumulator format (the
-    sequencer's ``convert`` step).  Returns ``(sum in W, sum in acc)``.
+
+def _exact_sum(term_fmt, terms, acc):
+    """The exact sum over axis 0 of ``term_fmt`` words ``terms``, rounded ONCE into ``acc``.
+
+    Each finite term is the integer ``(-1)**s * sig << (exp - lsb)`` times ``2**lsb``
+    (``lsb = emin - man_bits`` of ``term_fmt``, :func:`~lightnorm.golden.bnconfig.exact_sum_format`
+    sizes the hardware register).  The integers are summed in 32-bit limbs with int64 NumPy
+    sums (no limb sum can overflow for m <= 2**24) and recombined per lane in Python integers,
+    so the sum is exact and independent of the order of the terms.  Rounding: ``fp.round_pack``
+    of ``acc`` (its mode; overflow gives Inf (rne) or the largest finite (rtz), as every op of
+    the format).  An exact zero sum is +0.  Specials: any NaN, or +Inf and -Inf together, give
+    NaN; otherwise an infinite term gives that Inf (IEEE sequential-sum semantics).
+    """
+    terms = np.asarray(terms)
+    cls, sign, exp, sig = fp.unpack(term_fmt, terms)
+    lsb = term_fmt.emin - term_fmt.man_bits
+    finite = cls < fp.INF
+    shift = np.where(finite, exp - lsb, 0)
+    sig = np.where(finite, sig, 0).astype(np.uint64)
+    neg = sign.astype(bool)
+    top = int(shift.max(initial=0)) + term_fmt.precision
+    mask = np.uint64((1 << _LIMB) - 1)
+    totals = [0] * int(np.prod(terms.shape[1:], dtype=np.int64))
+    for k in range(0, top, _LIMB):
+        off = shift - k
+        left = np.where((off >= 0) & (off < 64), sig << np.clip(off, 0, 63).astype(np.uint64), 0)
+        right = np.where((off < 0) & (off > -64), sig >> np.clip(-off, 0, 63).astype(np.uint64), 0)
+        limb = (np.where(off >= 0, left, right).astype(np.uint64) & mask).astype(np.int64)
+        part = np.where(neg, -limb, limb).sum(axis=0).reshape(-1)
+        for c, v in enumerate(part.tolist()):
+            totals[c] += v << k
+    s_out = np.array([int(v < 0) for v in totals], dtype=np.int64)
+    mag = [abs(v) for v in totals]
+    # round_pack takes < 2**62 significands: keep the top 62 bits and a sticky (62 >= any
+    # precision + 2, so the rounding is that of the exact value).
+    drop = [max(0, v.bit_length() - 62) for v in mag]
+    sig_r = np.array([v >> d for v, d in zip(mag, drop)], dtype=np.int64)
+    sticky = np.array([int(v & ((1 << d) - 1) != 0) for v, d in zip(mag, drop)], dtype=np.int64)
+    exp_r = np.array(drop, dtype=np.int64) + lsb
+    out = fp.round_pack(acc, s_out, exp_r, sig_r, sticky)
+    shape = terms.shape[1:]
+    isnan = (cls == fp.NAN).any(axis=0).reshape(-1)
+    pinf = ((cls == fp.INF) & ~neg).any(axis=0).reshape(-1)
+    ninf = ((cls == fp.INF) & neg).any(axis=0).reshape(-1)
+    out = np.where(pinf, acc.pos_inf, out)
+    out = np.where(ninf, acc.pos_inf | acc.sign_mask, out)
+    out = np.where(isnan | (pinf & ninf), acc.canonical_nan, out)
+    return out.astype(acc.dtype).reshape(shape)
+
+
+def _sum(ops, cfg, direction, terms, term_fmt, exact=None):
+    """A sum of the unit (docs/bn-spec.md, "Sums").
+
+    ``exact`` (default: ``cfg.exact_sums``): the exact sum of the terms rounded once into the
+    accumulator format (:func:`_exact_sum`; the stats block's fixed-point accumulators and the
+    sequencer's fixed-to-float ``convert`` step); returns ``(None, sum in acc)``.  Otherwise
+    sequential over axis 0 in the wide format W: the terms (``term_fmt`` words, held exactly by
+    W) are converted into W = ``sum_format(acc)``, added one per position in stream order from
+    +0 (``acc = add_W(acc, term)``, the stats block's loop) and the complete sum is rounded ONCE
+    into the accumulator format (the sequencer's ``convert`` step).  Returns ``(sum in W, sum
+    in acc)``.
     """
     acc = cfg.fwd_acc_fmt if direction == "forward" else cfg.bwd_acc_fmt
+    final = direction[:3].replace("for", "fwd").replace("bac", "bwd") + "_final"
+    if cfg.exact_sums if exact is None else exact:
+        # counted as integer adds of the register width ("fixadd X51m18") and one
+        # fixed-to-float rounding per lane (synth/energy.py prices both)
+        reg = cfg.fix_fmt("f" if direction == "forward" else "g")
+        ops.count("fixadd", reg.name, np.size(terms))
+        phase, ops.phase = ops.phase, final
+        ops.count("convert", f"fixed->{acc.name}", np.size(terms) // max(1, len(terms)))
+        ops.phase = phase
+        return None, _exact_sum(term_fmt, terms, acc)
     W = cfg.fwd_sum_fmt if direction == "forward" else cfg.bwd_sum_fmt
     total = _seq_accumulate(ops, W, ops.cv(term_fmt, terms, W))
-    phase, ops.phase = ops.phase, direction[:3].replace("for", "fwd").replace("bac", "bwd") + "_final"
+    phase, ops.phase = ops.phase, final
     rounded = ops.cv(W, total, acc)            # on the scalar sequencer, after the pass
     ops.phase = phase
     return total, rounded
@@ -571,7 +638,7 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     mu_c = ops.cv(A, mu, C)
     if cfg.algorithm == "range":
         # chunk order, max and min: two sums of K terms in W on the sequencer
-        _, sums = _sum(ops, cfg, "forward", np.stack([mx, mn], axis=1), F)
+        _, sums = _sum(ops, cfg, "forward", np.stack([mx, mn], axis=1), F, exact=False)
         rng = ops("sub", A, sums[0], sums[1])
         sig = ops("mul", A, rng, ck)
         spread = rng

@@ -14,7 +14,8 @@ from .formats import FloatFormat, BfpFormat, FP32, BF16, FP10_154, FP10_163, ROU
 
 __all__ = ["ALGORITHMS", "GRADIENTS", "BNConfig", "LIGHTNORM", "LIGHTNORM_RNE",
            "LIGHTNORM_WIDE", "FP32_BN", "BF16_BN", "BN_PRESETS", "BF16_ACC", "FP32_ACC",
-           "sum_format", "policy_between", "lightnorm_policy"]
+           "sum_format", "policy_between", "lightnorm_policy", "SUM_MODES", "FixedFormat",
+           "exact_sum_format"]
 
 #: Forward algorithms: range BN (sigma from chunk max - min) or the conventional two-moment BN.
 ALGORITHMS = ("range", "conventional")
@@ -26,6 +27,10 @@ GRADIENTS = ("bn", "range")
 BF16_ACC = FloatFormat(9, 15)
 #: FP32's mantissa with the exponent widened by one (sums of 65536 FP32 terms cannot overflow).
 FP32_ACC = FloatFormat(9, 23)
+
+#: Sum policies (docs/bn-spec.md, "Sums"): "exact" = a fixed-point (Kulisch) accumulator holding
+#: the exact sum of the terms, rounded once; "wide" = sequential in the wide FP format W.
+SUM_MODES = ("exact", "wide")
 
 #: The policy fields: None means "the accumulator format of that direction".
 _POLICY_FIELDS = {"fwd_op_fmt": "fwd_acc_fmt", "fwd_const_fmt": "fwd_acc_fmt",
@@ -61,6 +66,53 @@ def sum_format(acc, max_m):
     magnitudes of the terms).
     """
     return acc.replace(man_bits=acc.man_bits + int(max_m).bit_length() + 2)
+
+
+@dataclass(frozen=True)
+class FixedFormat:
+    """A two's-complement fixed-point word: value = ``int(bits as signed width) * 2**lsb_exp``.
+
+    The register format of an exact (Kulisch) sum accumulator; :func:`exact_sum_format` sizes
+    it.  ``name`` (e.g. ``X51m24``) tags units and build products.
+    """
+
+    width: int
+    lsb_exp: int
+
+    def __post_init__(self):
+        _int_field("width", self.width, 2, 1 << 16)
+        if isinstance(self.lsb_exp, bool) or not isinstance(self.lsb_exp, int):
+            raise ValueError(f"lsb_exp must be an integer, not {self.lsb_exp!r}")
+
+    @property
+    def name(self):
+        return f"X{self.width}{'m' if self.lsb_exp < 0 else 'p'}{abs(self.lsb_exp)}"
+
+
+def _max_term_int(fmt):
+    """The largest finite magnitude of ``fmt`` as an integer multiple of its smallest subnormal
+    ``2**(emin - man_bits)``: ``(2**precision - 1) << (2**exp_bits - 3)``."""
+    return ((1 << fmt.precision) - 1) << ((1 << fmt.exp_bits) - 3)
+
+
+def exact_sum_format(term_fmts, n):
+    """The register of an exact sum of up to ``n`` terms of the FloatFormats ``term_fmts``.
+
+    THE width rule of the "exact" sums, used by the golden model (to check its integers fit),
+    the RTL accumulators (:mod:`lightnorm.rtl.fixacc`) and the docs: the LSB is the finest grid
+    of the term formats, ``lsb = min(emin - man_bits)`` (every finite term, subnormals
+    included, is an integer multiple of ``2**lsb``); the width holds ``n`` times the largest
+    finite term plus a sign bit, ``width = bit_length(n * max_int) + 1``.  E5M4 terms at
+    n = 65536: 51 bits; E6M4: 83 bits; E8M23 (FP32): 294 bits (why the conventional presets
+    keep "wide" sums).
+    """
+    term_fmts = list(term_fmts)
+    if not term_fmts or not all(isinstance(f, FloatFormat) for f in term_fmts):
+        raise ValueError(f"term_fmts must be a non-empty list of FloatFormats, not {term_fmts!r}")
+    _int_field("n", n, 1, 1 << 24)
+    lsb = min(f.emin - f.man_bits for f in term_fmts)
+    top = max(_max_term_int(f) << (f.emin - f.man_bits - lsb) for f in term_fmts)
+    return FixedFormat(int(n * top).bit_length() + 1, int(lsb))
 
 
 def _max_value(fmt):
@@ -123,6 +175,11 @@ class BNConfig:
         positive it must not round to zero in ``fwd_acc_fmt``.
     rounding : str
         ``"rne"`` or ``"rtz"``; applied to every format of the config on construction.
+    sum_mode : str
+        ``"exact"`` (each sum of m terms -- sum of x, conventional variance sum, dgamma, dbeta --
+        is the exact sum of its terms in a fixed-point accumulator sized by
+        :func:`exact_sum_format`, rounded once into A / AB) or ``"wide"`` (sequential in the
+        wide FP format W, rounded once; docs/bn-spec.md, "Sums").
     max_m : int
         Largest number of positions per channel the hardware accepts (2..2**24); sets the width
         ``m_bits`` of m (and of q and the unit's position counters).
@@ -148,6 +205,7 @@ class BNConfig:
     chunks: int = 8
     eps: float = 1e-5
     rounding: str = "rtz"
+    sum_mode: str = "wide"
     max_m: int = 65536
     add_stages: int = 1
     mul_stages: int = 1
@@ -165,6 +223,8 @@ class BNConfig:
             raise ValueError(f"grad 'range' needs algorithm 'range', not {self.algorithm!r}")
         if self.rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding must be one of {ROUNDING_MODES}, not {self.rounding!r}")
+        if self.sum_mode not in SUM_MODES:
+            raise ValueError(f"sum_mode must be one of {SUM_MODES}, not {self.sum_mode!r}")
         _int_field("lanes", self.lanes, 1, 64)
         _int_field("chunks", self.chunks, 1, 64)
         _int_field("max_m", self.max_m, 2, 1 << 24)
@@ -287,6 +347,27 @@ class BNConfig:
         return sum_format(self.bwd_acc_fmt, self.max_m)
 
     @property
+    def exact_sums(self):
+        """True when the sums of m terms are exact fixed-point sums (``sum_mode == "exact"``)."""
+        return self.sum_mode == "exact"
+
+    def sum_term_fmts(self):
+        """``{sum: [term FloatFormats]}`` of the sums of m terms, keyed as the stats block's
+        accumulators: ``"f"`` (sum of x; conventional: also the variance terms P), ``"g"``
+        (dgamma, PB terms), ``"b"`` (dbeta, B terms)."""
+        f = [self.fwd_fmt] + ([self.fwd_op] if self.algorithm == "conventional" else [])
+        return {"f": f, "g": [self.bwd_op], "b": [self.bwd_fmt]}
+
+    def fix_fmt(self, acc):
+        """The fixed-point register of accumulator ``acc`` (``"f"``, ``"g"``, ``"b"``) in
+        exact mode (:func:`exact_sum_format` of its term formats at ``max_m``).  The two
+        backward sums share one register format (that of the PB and B terms together; PB holds
+        B, so it is dgamma's), so that one FixedToFloat converter serves both."""
+        t = self.sum_term_fmts()
+        terms = t["g"] + t["b"] if acc in ("g", "b") else t[acc]
+        return exact_sum_format(terms, self.max_m)
+
+    @property
     def m_bits(self):
         """Width of m and of one position index on the streams."""
         return int(self.max_m).bit_length()
@@ -350,6 +431,7 @@ class BNConfig:
             fmts = [self.fmt(n) for n in names]
             if fmts != [self.fwd_acc_fmt, self.bwd_acc_fmt]:
                 pol += f"_{tag}{base(fmts[0])}_{base(fmts[1])}"
+        pol += "_sx" if self.exact_sums else ""
         return (f"{self.algorithm}_{self.grad}_{base(self.fwd_fmt)}_{base(self.bwd_fmt)}_"
                 f"a{base(self.fwd_acc_fmt)}_{base(self.bwd_acc_fmt)}{pol}_"
                 f"g{self.lanes}k{self.chunks}_{self.rounding}")
@@ -404,13 +486,15 @@ def lightnorm_policy(base, fwd_fmt=None, bwd_fmt=None, acc_extra=(8, 8), **chang
 #: both); the sums rounded once into "+8"-mantissa accumulators whose exponents are widened
 #: until no sum of max_m = 65536 terms can overflow (A = E6M12, AB = E7M11); BFP groups of 8
 #: channels with the element precision as magnitude width; truncation; exact range-BN gradient.
+#: The sums of m terms are exact (fixed-point accumulators of 51 bits for the E5M4 x, 83 bits
+#: for the E6M4 dgamma and E6M3 dbeta terms), rounded once.
 LIGHTNORM = BNConfig(fwd_op_fmt=FP10_154, fwd_const_fmt=FP10_154, bwd_op_fmt=FloatFormat(6, 4),
-                     bwd_const_fmt=FloatFormat(6, 4))
+                     bwd_const_fmt=FloatFormat(6, 4), sum_mode="exact")
 LIGHTNORM_RNE = LIGHTNORM.replace(rounding="rne")
 #: The previous policy (every op and constant in the accumulator format; also ``BNConfig()``'s
-#: default) with the same accumulators and sums, for comparisons.
+#: default) with the same accumulators and the wide sequential sums, for comparisons.
 LIGHTNORM_WIDE = LIGHTNORM.replace(fwd_op_fmt=None, bwd_op_fmt=None, fwd_const_fmt=None,
-                                   bwd_const_fmt=None)
+                                   bwd_const_fmt=None, sum_mode="wide")
 #: Conventional BN baseline in FP32: plain FP32 words on the streams, FP32 streaming arithmetic
 #: and constants, sums in E9M23 (FP32 with one more exponent bit: no overflow at max_m).
 FP32_BN = BNConfig(algorithm="conventional", grad="bn", fwd_fmt=FP32, bwd_fmt=FP32,

@@ -79,6 +79,11 @@ def op_energy_pj(op, fmt_name):
         except ValueError:
             exact = False
         return 0.0 if exact else HOROWITZ_PJ["int8_add"]
+    if op == "fixadd":
+        # an exact sum's fixed-point accumulate: an integer add of the register width
+        # (fmt_name "X51m18": 51 bits), priced as width / 8 INT8 adds
+        width = int(re.match(r"x(\d+)", fmt_name.lower()).group(1))
+        return HOROWITZ_PJ["int8_add"] * width / 8
     p = _precision(fmt_name)
     add = HOROWITZ_PJ["fp16_add"] * (p / 11) ** _ALPHA["add"]
     mul = HOROWITZ_PJ["fp16_mul"] * (p / 11) ** _ALPHA["mul"]
@@ -118,7 +123,8 @@ def documented_op_counts(cfg):
     """Operation counts from docs/bn-spec.md sections 2-5, shaped like ``bn.op_counts``.
 
     Per element for the streaming phases, per channel for the ``*_final`` phases.  The precision
-    policy: streaming ops in P / PB, sums in W / WB (rounded once into A / AB), per-channel
+    policy: streaming ops in P / PB, sums in W / WB or exact (``fixadd`` of the register,
+    rounded once into A / AB), per-channel
     arithmetic in A / AB, constants rounded into C / CB.  Conversions of a per-channel constant
     inside a streaming phase (1/m per element, exact, priced 0) are left out.
     """
@@ -142,11 +148,27 @@ def documented_op_counts(cfg):
         return out
 
     k = cfg.chunks
-    c = {"fwd_pass1": merge({f"add {W}": 1.0}, cv(F, W), dec("x"),
-                            {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {})}
-    if not rng:
-        c["fwd_pass2"] = merge({f"sub {P}": 1.0, f"mul {P}": 1.0, f"add {W}": 1.0}, cv(F, P),
-                               cv(P, W), dec("x"))
+    if cfg.exact_sums:
+        # exact sums: fixed-point adds of the term's register, one rounding into A / AB each
+        sx = lambda k: {f"fixadd {cfg.fix_fmt(k).name}": 1.0}  # noqa: E731
+        c = {"fwd_pass1": merge(sx("f"), dec("x"),
+                                {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {})}
+        if not rng:
+            c["fwd_pass2"] = merge({f"sub {P}": 1.0, f"mul {P}": 1.0}, sx("f"),
+                                   cv(F, P), dec("x"))
+        fin = {f"convert fixed->{A}": 1.0 if rng else 2.0}
+        bfin = {f"convert fixed->{AB}": 2.0}
+        bsum = merge(sx("g"), sx("b"))
+        W_A = 2.0 if rng else 0.0
+    else:
+        c = {"fwd_pass1": merge({f"add {W}": 1.0}, cv(F, W), dec("x"),
+                                {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {})}
+        if not rng:
+            c["fwd_pass2"] = merge({f"sub {P}": 1.0, f"mul {P}": 1.0, f"add {W}": 1.0},
+                                   cv(F, P), cv(P, W), dec("x"))
+        fin, bfin = {}, cv(WB, AB, 2.0)
+        bsum = merge({f"add {WB}": 2.0}, cv(PB, WB), cv(B, WB))
+        W_A = 3.0 if rng else 2.0
     # The last forward pass (range: 2, conventional: 3) normalizes; phase names as in bn.py.
     c["fwd_pass2" if rng else "fwd_pass3"] = merge({f"mul {P}": 1.0, f"add {P}": 1.0},
                                                     cv(F, P), dec("x"), enc("y", P, F))
@@ -154,22 +176,23 @@ def documented_op_counts(cfg):
     if rng:
         c["fwd_final"] = merge({f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 2.0,
                                 f"div {A}": 1.0, f"add {W}": 2.0 * k}, cv(F, W, 2.0 * k),
-                               cv(W, A, 3.0), consts)
+                               cv(W, A, W_A), fin, consts)
     else:
         c["fwd_final"] = merge({f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 1.0,
-                                f"sqrt {A}": 1.0, f"div {A}": 1.0}, cv(W, A, 2.0), consts)
+                                f"sqrt {A}": 1.0, f"div {A}": 1.0}, cv(W, A, W_A), fin,
+                               consts)
     # grad "range" re-detects the chunk extrema of x: pass 1 tracks them as the forward does,
     # pass 2 decodes x for its flags (word compares, no FP operation)
-    c["bwd_pass1"] = merge({f"sub {PB}": 1.0, f"mul {PB}": 2.0, f"add {WB}": 2.0}, cv(F, PB),
-                           cv(B, PB), cv(PB, WB), cv(B, WB), dec("x"), dec("dy"),
+    c["bwd_pass1"] = merge({f"sub {PB}": 1.0, f"mul {PB}": 2.0}, bsum, cv(F, PB),
+                           cv(B, PB), dec("x"), dec("dy"),
                            {f"max {F}": 1.0, f"min {F}": 1.0} if cfg.grad == "range" else {})
     if cfg.grad == "range":
         c["bwd_final"] = merge({f"mul {AB}": 5.0, f"add {AB}": 1.0, f"sub {AB}": 1.0},
-                               cv(WB, AB, 2.0), cv(AB, CB, 6.0))
+                               bfin, cv(AB, CB, 6.0))
         c["bwd_pass2"] = merge({f"mul {PB}": 1.0, f"sub {PB}": 1.0}, dec("x"), dec("dy"),
                                enc("dx", PB, B))
     else:
-        c["bwd_final"] = merge({f"mul {AB}": 6.0}, cv(WB, AB, 2.0), cv(AB, CB, 5.0))
+        c["bwd_final"] = merge({f"mul {AB}": 6.0}, bfin, cv(AB, CB, 5.0))
         c["bwd_pass2"] = merge({f"mul {PB}": 2.0, f"sub {PB}": 3.0}, dec("x"), dec("dy"),
                                enc("dx", PB, B))
     return {ph: v for ph, v in c.items() if v}

@@ -123,15 +123,16 @@ def _format_text(fmt):
         return f"E{fmt.exp_bits}M{fmt.man_bits}" + ("" if fmt.subnormals else " ftz")
     if isinstance(fmt, BfpFormat):
         return fmt.replace(rounding="rne").name
-    return str(fmt)
+    return getattr(fmt, "name", str(fmt))      # e.g. a FixedFormat register (X51m18)
 
 
 def core_info(obj):
     """What the report says about one elaboratable: ``None`` unless it is an arithmetic core.
 
     A core is an instance of a :class:`lightnorm.rtl.pipeline.StreamUnit` subclass (FPAddSub,
-    FPMul, FPDiv, FPSqrt, FPMinMax, FPConvert, BfpEncoder, BfpDecoder, and any later unit built
-    on it).  Returns ``{"unit", "format", "rounding", "stages", "label"}``, e.g. ``{"unit":
+    FPMul, FPDiv, FPSqrt, FPMinMax, FPConvert, FixedToFloat, BfpEncoder, BfpDecoder, and any
+    later unit built on it), or any elaboratable with a true ``is_core`` attribute (the
+    FixedAccumulator of the exact sums).  Returns ``{"unit", "format", "rounding", "stages", "label"}``, e.g. ``{"unit":
     "FPAddSub", "format": "E5M12", "rounding": "rtz", "stages": 0, "label": "FPAddSub E5M12
     s0"}``; the format of a converter is ``src->dst``, of a BFP codec ``bfp/element``.
     """
@@ -139,7 +140,9 @@ def core_info(obj):
         from ..rtl.pipeline import StreamUnit
     except Exception:  # noqa: BLE001 - without the RTL package nothing is a core
         return None
-    if not isinstance(obj, StreamUnit):
+    # A unit that is not a stream unit but an arithmetic core all the same (the exact sums'
+    # FixedAccumulator) says so with ``is_core``.
+    if not (isinstance(obj, StreamUnit) or getattr(obj, "is_core", False)):
         return None
     if hasattr(obj, "src_fmt") and hasattr(obj, "dst_fmt"):
         fmts = (obj.src_fmt, obj.dst_fmt)

@@ -645,7 +645,8 @@ def random_hdl_config(seed, lanes):
     or plain words per tensor, K 1..8, algorithm, gradient form, rounding, eps, max_m and every
     pipeline depth.  The discrete choices that matter most cycle with ``seed`` so that any four
     consecutive seeds cover them: algorithm and gradient (range/range, range/bn, conventional/bn
-    for seed % 3 = 0, 1, 2), rounding (rne for even seeds, rtz for odd), FTZ (seed % 4 == 1).
+    for seed % 3 = 0, 1, 2), rounding (rne for even seeds, rtz for odd), FTZ (seed % 4 == 1),
+    sum mode (exact for seed // 2 even, wide for odd).
     """
     from lightnorm.golden.bnconfig import BNConfig
     from lightnorm.golden.formats import BfpFormat, FloatFormat
@@ -682,6 +683,7 @@ def random_hdl_config(seed, lanes):
                     x_bfp=bfp(F), y_bfp=bfp(F), dy_bfp=bfp(B), dx_bfp=bfp(B),
                     lanes=lanes, chunks=K, eps=eps,
                     rounding=("rne", "rtz")[seed % 2], max_m=max_m,
+                    sum_mode=("exact", "wide")[(seed // 2) % 2],
                     add_stages=int(r.integers(0, 3)), mul_stages=int(r.integers(0, 3)),
                     div_stages=int(r.integers(0, 4)), sqrt_stages=int(r.integers(0, 4)),
                     minmax_stages=int(r.integers(0, 2)), bfp_stages=int(r.integers(0, 3)))
@@ -775,7 +777,8 @@ def test_bn_small_hdl():
 
 def random_config(seed):
     """A random valid BNConfig for the sweep: formats, BFP widths, G, K, algorithm, gradient,
-    rounding, eps and pipeline depths all drawn from ``seed``."""
+    rounding, eps and pipeline depths all drawn from ``seed``; the sum mode cycles with it
+    (exact for seed // 2 even)."""
     from lightnorm.golden.bnconfig import BNConfig
     from lightnorm.golden.formats import BfpFormat, FloatFormat
     r = np.random.default_rng(seed)
@@ -806,6 +809,7 @@ def random_config(seed):
                     x_bfp=bfp(F), y_bfp=bfp(F), dy_bfp=bfp(B), dx_bfp=bfp(B),
                     lanes=G, chunks=K, eps=float(r.choice([0.0, 2.0 ** -4, 2.0 ** -2])),
                     rounding=("rne", "rtz")[seed % 2], max_m=max_m,
+                    sum_mode=("exact", "wide")[(seed // 2) % 2],
                     add_stages=int(r.integers(0, 3)), mul_stages=int(r.integers(0, 3)),
                     div_stages=int(r.integers(0, 4)), sqrt_stages=int(r.integers(0, 4)),
                     minmax_stages=0, bfp_stages=int(r.integers(0, 3)))
@@ -832,8 +836,8 @@ def test_bn_random_configs(seed):
 
 def test_bn_lightnorm_large_m():
     """LIGHTNORM (G = 8) at m = 16384 on the HDL simulator: one forward and one backward
-    command of normal data (random scale and offset), bit for bit against the golden model -- the sums in the wide
-    format W (and their single rounding on the sequencer) at a length where the old
+    command of normal data (random scale and offset), bit for bit against the golden model -- the exact
+    fixed-point sums (and their single rounding on the sequencer) at a length where the old
     sequential-in-A sums had stagnated (mu at 0.95 of the mean already at m = 2048)."""
     cfg = BN_PRESETS["lightnorm"]
     rng = np.random.default_rng(21)

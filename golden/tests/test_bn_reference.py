@@ -512,18 +512,21 @@ def test_command_beats_take_the_result_inputs():
 
 def test_op_counts_per_element():
     """The policy is visible in the counts: streaming ops in P / PB, sums in W / WB, the
-    per-channel arithmetic in A / AB (LIGHTNORM: P = F = E5M4, PB = E6M4)."""
+    per-channel arithmetic in A / AB (LIGHTNORM: P = F = E5M4, PB = E6M4; its sums of m
+    terms exact, the chunk sums in W)."""
     ln = bn.op_counts(LIGHTNORM, m=64)
     acc, data = LIGHTNORM.fwd_acc_fmt.name, LIGHTNORM.fwd_fmt.name
     w, wb = LIGHTNORM.fwd_sum_fmt.name, LIGHTNORM.bwd_sum_fmt.name
-    assert ln["fwd_pass1"][f"add {w}"] == 1
+    # exact sums (sum_mode "exact"): integer adds of the fixed-point registers
+    assert ln["fwd_pass1"]["fixadd X51m18"] == 1
     assert ln["fwd_pass1"][f"max {data}"] == 1 and ln["fwd_pass1"][f"min {data}"] == 1
     assert ln["fwd_pass2"][f"mul {data}"] == 1 and ln["fwd_pass2"][f"add {data}"] == 1
     assert ln["fwd_final"][f"div {acc}"] == 1
     assert ln["fwd_final"][f"add {w}"] == 2 * LIGHTNORM.chunks
     assert "sqrt" not in str(ln)
     pb = LIGHTNORM.bwd_op.name
-    assert ln["bwd_pass1"][f"add {wb}"] == 2 and ln["bwd_pass1"][f"mul {pb}"] == 2
+    assert ln["bwd_pass1"]["fixadd X83m34"] == 2
+    assert ln["bwd_pass1"][f"mul {pb}"] == 2 and f"add {wb}" not in ln["bwd_pass1"]
     assert ln["bwd_pass2"][f"mul {pb}"] == 1 and ln["bwd_pass2"][f"sub {pb}"] == 1
     # grad "range" re-detects the chunk extrema: backward pass 1 tracks them like the forward,
     # pass 2 decodes x again (its flags are word compares, not FP operations)

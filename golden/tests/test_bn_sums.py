@@ -4,7 +4,10 @@ Target: for every preset and every sum (sum of x, the chunk max/min sums, the co
 variance sum, dgamma, dbeta), ``|golden - exact| <= 2 ulp`` of the accumulator format at
 ``sum(|terms|)``; the exact sum is a ``fractions.Fraction`` of the decoded terms.  The terms are
 taken from the golden model's own pass (the same bits the stats block adds), so the test checks
-the accumulation alone: sequential in the wide format W (``sum_format``), rounded once.
+the accumulation alone: sequential in the wide format W (``sum_format``), rounded once, or
+(``sum_mode == "exact"``: LIGHTNORM, LIGHTNORM_RNE) exact in integers and rounded once -- those are
+also checked bit for bit against a gfloat rounding of the exact sum (``test_exact_*``).  The
+chunk max/min sums (K terms) are wide-mode sums in every preset.
 
 The old scheme (sequential in the accumulator format itself) fails the same check; measured
 once with this file's data (N(0.5, 1), m = 65536, G = 8 channels): LIGHTNORM (A = E6M12, rtz)
@@ -14,13 +17,16 @@ same data: worst 0.375 ulp (LIGHTNORM) and 0.232 ulp (FP32_BN).  ``test_old_sche
 asserts that the old scheme misses the bound by more than 100 ulp.
 """
 
+import math
 from fractions import Fraction
 
+import gfloat
 import numpy as np
 import pytest
 
 from lightnorm.golden import bn, fp
-from lightnorm.golden.bnconfig import BN_PRESETS
+from lightnorm.golden.bnconfig import BN_PRESETS, exact_sum_format
+from lightnorm.golden.formats import FloatFormat
 
 M = 65536          # = max_m of every preset
 
@@ -92,7 +98,8 @@ def test_sums_at_max_m(preset, kind):
         mx = np.array([fp_max(F, fwd.x_bits[s:s + n]) for s, n in zip(starts, lengths)])
         mn = np.array([fp_min(F, fwd.x_bits[s:s + n]) for s, n in zip(starts, lengths)])
         sums = fp.convert(cfg.fwd_sum_fmt,
-                          bn._sum(bn._Ops(), cfg, "forward", np.stack([mx, mn], axis=1), F)[0],
+                          bn._sum(bn._Ops(), cfg, "forward", np.stack([mx, mn], axis=1), F,
+                                  exact=False)[0],
                           A)
         _check(A, F, mx, sums[0], f"{preset} chunk max sum")
         _check(A, F, mn, sums[1], f"{preset} chunk min sum")
@@ -148,3 +155,124 @@ def test_old_scheme_fails():
         _check(A, cfg.fwd_fmt, fwd.x_bits, old, "old scheme")
     worst = float(str(caught.value).split("error ")[1].split(" ")[0])
     assert worst > 100, worst
+
+
+# -- exact sums (sum_mode "exact"): bit for bit against an independent oracle -------------------
+
+GF_MODE = {"rne": gfloat.RoundMode.TiesToEven, "rtz": gfloat.RoundMode.TowardZero}
+
+
+def _gf_info(fmt):
+    return gfloat.FormatInfo(fmt.name, fmt.width, fmt.precision, bias=fmt.bias, is_signed=True,
+                             domain=gfloat.Domain.Extended, has_nz=True,
+                             num_high_nans=(1 << fmt.man_bits) - 1, has_subnormals=True,
+                             is_twos_complement=False)
+
+
+def _oracle(term_fmt, words, acc):
+    """Exact sum per column of gfloat-decoded terms (Python integers in units of the term
+    format's smallest subnormal, i.e. a Fraction with a power-of-two denominator), rounded once
+    into ``acc`` by gfloat.  The exact value reaches gfloat as a float64 rounded to odd at 53
+    bits, which is innocuous for any precision <= 51 (rne and rtz alike).  Exact zero: +0."""
+    lsb = term_fmt.emin - term_fmt.man_bits
+    vals = np.asarray(gfloat.decode_ndarray(_gf_info(term_fmt), words.astype(np.int64)),
+                      dtype=np.float64)
+    fi = _gf_info(acc)
+    out = []
+    for c in range(words.shape[1]):
+        n = sum(int(v) for v in np.ldexp(vals[:, c], -lsb))       # exact: integers
+        mag, e = abs(n), lsb
+        d = max(0, mag.bit_length() - 53)
+        q = (mag >> d) | int(mag & ((1 << d) - 1) != 0)           # round to odd
+        v = math.ldexp(-q if n < 0 else q, e + d)
+        r = gfloat.round_float(fi, v, GF_MODE[acc.rounding])
+        if math.isinf(r) and acc.rounding == "rtz":
+            r = math.copysign(float(fp.decode(acc, acc.max_finite)), v)  # rtz saturates
+        out.append(int(gfloat.encode_float(fi, r)))
+    return np.array(out, dtype=np.int64)
+
+
+def _edge_terms(fmt, m, rng):
+    """(m, 8) finite words of ``fmt``: a column per case (see test_exact_sums_at_max_m)."""
+    big = int(fmt.max_finite)
+    sgn = int(fmt.sign_mask)
+    n_fin = int(fmt.pos_inf)                  # the finite magnitudes are 0 .. pos_inf - 1
+    cols = [
+        rng.integers(0, n_fin, m) | (rng.integers(0, 2, m) * sgn),          # any finite word
+        fp.encode(fmt, rng.normal(0.5, 1.0, m)),                           # the stagnating data
+        np.where(np.arange(m) % 2, big | sgn, big),                         # +-max: sum +0
+        np.full(m, big),                                                    # the largest sum
+        rng.integers(0, 1 << fmt.man_bits, m) | (rng.integers(0, 2, m) * sgn),  # subnormals
+        None,                                                               # x, -x pairs: +0
+        np.full(m, sgn),                                                    # all -0: +0
+        np.where(np.arange(m) < 4, rng.integers(1, 1 << fmt.man_bits, m),   # cancellation
+                 np.where(np.arange(m) % 2, big | sgn, big)),               # leaves subnormals
+    ]
+    half = rng.integers(0, n_fin, m // 2)
+    cols[5] = rng.permutation(np.concatenate([half, half | sgn]))
+    return np.stack([np.asarray(c, dtype=np.int64) for c in cols], axis=1).astype(fmt.dtype)
+
+
+EXACT_PRESETS = [p for p, c in BN_PRESETS.items() if c.sum_mode == "exact"]
+
+
+@pytest.mark.parametrize("preset", EXACT_PRESETS)
+def test_exact_sums_at_max_m(preset):
+    """sum_mode "exact": every sum of m terms (sum of x: F terms; dgamma: PB; dbeta: B) at
+    m = max_m equals the exact sum rounded once into A / AB, bit for bit, for 8 columns: any
+    finite words, N(0.5, 1) data, +-max alternating (cancels to +0), all +max (the largest
+    sum), subnormals only, shuffled x / -x pairs (+0), all -0 (+0), and a cancellation that
+    leaves a few subnormals.  Also the conventional variance sum's P terms, and each term
+    format summed into itself (a sum beyond the format's range: Inf for rne, the largest
+    finite for rtz)."""
+    cfg = BN_PRESETS[preset]
+    rng = np.random.default_rng(9)
+    m = cfg.max_m
+    cases = [("forward", cfg.fwd_fmt, cfg.fwd_acc_fmt), ("backward", cfg.bwd_op, cfg.bwd_acc_fmt),
+             ("backward", cfg.bwd_fmt, cfg.bwd_acc_fmt)]
+    for direction, tf, acc in cases:
+        terms = _edge_terms(tf, m, rng)
+        _, got = bn._sum(bn._Ops(), cfg, direction, terms, tf)
+        want = _oracle(tf, terms, acc)
+        assert np.array_equal(got.astype(np.int64), want), (tf.name, acc.name, got, want)
+        assert got[2] == 0 and got[5] == 0 and got[6] == 0     # cancellations give +0
+        # the largest sum (column 3) fits the register the hardware builds, with no bit spare
+        fix = exact_sum_format([tf], m)
+        vals = np.ldexp(fp.decode(tf, terms[:, 3]), -fix.lsb_exp)
+        top = sum(int(v) for v in vals)
+        assert top < 2 ** (fix.width - 1) and top >= 2 ** (fix.width - 2)
+        # beyond the range: the terms summed into their own format
+        over = bn._exact_sum(tf, terms, tf)
+        assert np.array_equal(over.astype(np.int64), _oracle(tf, terms, tf))
+        top = tf.pos_inf if tf.rounding == "rne" else tf.max_finite
+        assert over[3] == top, (tf.name, over[3])
+
+
+def test_exact_sum_specials_and_order():
+    """NaN, +-Inf (IEEE sequential-sum semantics) and independence of the order."""
+    F = FloatFormat(5, 4, rounding="rtz")
+    A = FloatFormat(6, 12, rounding="rtz")
+    one, inf, nan = int(fp.encode(F, 1.0)), int(F.pos_inf), int(F.canonical_nan)
+    neg = int(F.sign_mask)
+    cols = [[one, inf, one], [one, inf | neg, one], [inf, inf | neg, one], [one, nan, one],
+            [inf, inf, one]]
+    got = bn._exact_sum(F, np.array(cols, dtype=F.dtype).T, A)
+    assert list(got) == [A.pos_inf, A.pos_inf | A.sign_mask, A.canonical_nan,
+                         A.canonical_nan, A.pos_inf]
+    rng = np.random.default_rng(4)
+    terms = _edge_terms(F, 4096, rng)
+    a = bn._exact_sum(F, terms, A)
+    b = bn._exact_sum(F, terms[rng.permutation(4096)], A)
+    assert np.array_equal(a, b)
+
+
+def test_exact_sum_check_fails_on_fault():
+    """The oracle comparison catches a one-ulp fault in the exact sum."""
+    cfg = BN_PRESETS["lightnorm"]
+    rng = np.random.default_rng(9)
+    terms = _edge_terms(cfg.fwd_fmt, cfg.max_m, rng)
+    want = _oracle(cfg.fwd_fmt, terms, cfg.fwd_acc_fmt)
+    _, got = bn._sum(bn._Ops(), cfg, "forward", terms, cfg.fwd_fmt)
+    bad = got.copy()
+    bad[1] += 1
+    assert not np.array_equal(bad.astype(np.int64), want)

@@ -90,10 +90,10 @@ class BNUnit(wiring.Component):
     def _sequencer(self, stats, rng, ctl):
         cfg = self.cfg
         F, A, AB, G = cfg.fwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.lanes
-        W, WB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
+        sf = stats.acc_fmts()
         inputs = {
-            "sum": (stats.acc_f, W), "vsum": (stats.acc_f, W),
-            "dgamma_w": (stats.acc_g, WB), "dbeta_w": (stats.acc_b, WB),
+            "sum": (stats.acc_f, sf["f"]), "vsum": (stats.acc_f, sf["f"]),
+            "dgamma_w": (stats.acc_g, sf["g"]), "dbeta_w": (stats.acc_b, sf["b"]),
             "inv_m_f": (ctl.inv_m[:A.width], A), "ck_f": (ctl.ck[:A.width], A),
             "eps_f": (ctl.eps[:A.width], A),
             "gamma_f": ([p[:A.width] for p in ctl.p0], A),

@@ -20,7 +20,9 @@ the constants are C / CB words, widened exactly into P / PB)::
     enc    y -> y_bfp / F                       dx -> dx_bfp / B
 
 The statistics terms leave the pipeline in their own formats (x: F, d*d: P, dy*x_hat: PB,
-dy: B) and are widened exactly into the stats block's sum formats W / WB.
+dy: B); with wide sums (``sum_mode == "wide"``) they are widened exactly into the stats
+block's sum formats W / WB here, with exact sums they enter its fixed-point accumulators as they
+are (the conventional forward converts x exactly into P, the variance terms' format).
 
 Units are shared between passes where the operation and format agree (L2 and L3 serve both
 backward passes).  When the forward and backward op formats are the same (P == PB, the
@@ -269,6 +271,16 @@ class Normalize(Elaboratable):
         # The sums' terms, widened exactly into W / WB at the pipeline output (so the pipeline
         # registers carry the narrow words).
         for l in range(G):
+            if cfg.exact_sums:
+                # Exact sums: the terms enter the fixed-point accumulators in their own
+                # formats (conventional: x converted exactly into P, the variance terms' format).
+                tf = out[f"x{l}"]
+                if cfg.algorithm == "conventional":
+                    tf = Mux(kind == KIND_VAR, out[f"ma{l}"],
+                             fp_convert(m, f"cv_x_sum_l{l}", F, P, out[f"x{l}"]))
+                m.d.comb += [st.term_f[l].eq(tf), st.term_g[l].eq(out[f"m2{l}"]),
+                             st.term_b[l].eq(out[f"dy{l}"]), rg.x[l].eq(out[f"x{l}"])]
+                continue
             if cfg.algorithm == "conventional":
                 tf = Mux(kind == KIND_VAR, fp_convert(m, f"cv_v_w_l{l}", P, W, out[f"ma{l}"]),
                          fp_convert(m, f"cv_x_w_l{l}", F, W, out[f"x{l}"]))

@@ -42,7 +42,7 @@ def programs(cfg):
     ``fwd_final`` runs after the last statistics pass (range: pass 1; conventional: pass 2),
     ``fwd_mu`` after pass 1 of the conventional forward (the mean the variance pass needs),
     ``bwd_final`` after backward pass 1.  Operand names: sequencer inputs ``sum``/``vsum`` (the
-    forward accumulator, W), ``mx{j}``/``mn{j}`` (chunk extrema, F), ``inv_m_f, ck_f, eps_f,
+    forward accumulator, W or its fixed-point word), ``mx{j}``/``mn{j}`` (chunk extrema, F), ``inv_m_f, ck_f, eps_f,
     gamma_f, beta_f`` (A), ``dgamma_w, dbeta_w`` (WB) and ``inv_m_b, ck_b, gamma_b, s_b`` (AB).
 
     Every sum arrives in (or is accumulated here in) its wide format W and is rounded once into
@@ -53,11 +53,14 @@ def programs(cfg):
     A, AB, K = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.chunks
     W, WB, C, CB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt, cfg.fwd_const, cfg.bwd_const
     one = int(gfp.encode(A, 1.0))
+    # Source formats of the sums of m terms: W / WB, or the fixed-point accumulator words of
+    # the exact sums (one shared FixedToFloat per (register, destination) rounds them).
+    SF, SG, SB = (cfg.fix_fmt(k) for k in "fgb") if cfg.exact_sums else (W, WB, WB)
 
     def cv(dst, fmt, src, src_fmt):
         return Op(dst, "convert", fmt, (src,), src_fmt)
 
-    mean = [cv("sum_a", A, "sum", W),
+    mean = [cv("sum_a", A, "sum", SF),
             Op("mu", "mul", A, ("sum_a", "inv_m_f")),
             cv("mu_c", C, "mu", A)]
     scale = [cv("s_c", C, "s", A),
@@ -82,14 +85,14 @@ def programs(cfg):
         mu_only = list(mean)     # unused by range BN
     else:
         mu_only = list(mean)
-        fwd = [cv("vsum_a", A, "vsum", W),
+        fwd = [cv("vsum_a", A, "vsum", SF),
                Op("sig", "mul", A, ("vsum_a", "inv_m_f")),
                Op("var_eps", "add", A, ("sig", "eps_f")),
                Op("den", "sqrt", A, ("var_eps",)),
                Op("s0", "div", A, (one, "den")),
                Op("s", "zsel", A, ("vsum_a", "s0"))] + scale
-    bwd = [cv("dgamma", AB, "dgamma_w", WB),
-           cv("dbeta", AB, "dbeta_w", WB),
+    bwd = [cv("dgamma", AB, "dgamma_w", SG),
+           cv("dbeta", AB, "dbeta_w", SB),
            Op("a_b", "mul", AB, ("gamma_b", "s_b")),
            Op("dbm", "mul", AB, ("dbeta", "inv_m_b")),
            Op("c0", "mul", AB, ("a_b", "dbm"))]

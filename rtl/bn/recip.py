@@ -139,6 +139,10 @@ def _make_unit(key, stages):
     if family == "minmax":
         from lightnorm.rtl.fpminmax import FPMinMax
         return FPMinMax(fmt, stages=st)
+    if family == "convert" and not isinstance(src_fmt, FloatFormat):
+        # An exact sum's fixed-point accumulator word (lightnorm.rtl.fixacc).
+        from lightnorm.rtl.fixacc import FixedToFloat
+        return FixedToFloat(src_fmt, fmt, stages=st)
     if family == "convert":
         from lightnorm.rtl.fpconvert import FPConvert
         return FPConvert(src_fmt, fmt, stages=st)

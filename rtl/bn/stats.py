@@ -1,5 +1,6 @@
 """``stats`` block: the per-lane accumulators of the statistics passes.
 
+Wide sums (``cfg.sum_mode == "wide"``; exact sums: below).
 Each accumulator is ``acc = add(acc, term)`` with one combinational FPAddSub core in the loop
 (a register and an adder per lane): one term per cycle, in stream order, exactly the sequential
 sum of the golden model.  Interleaving partial sums over a pipelined adder would change the
@@ -17,12 +18,20 @@ the accumulator, so a sum of up to ``max_m`` terms does not stagnate).  The term
 their own formats (F, B, P, PB, all held exactly by W) and are widened here by wiring
 converters.
 
+With ``cfg.sum_mode == "exact"`` each accumulator is a
+:class:`~lightnorm.rtl.fixacc.FixedAccumulator` instead: the terms enter in their own formats
+(``term_f``: F, or P for the conventional forward, where the x words are converted exactly into
+P; ``term_g``: PB; ``term_b``: B), are placed in a two's-complement register sized by
+``cfg.fix_fmt`` and added exactly; ``acc_*`` are then accumulator words (register + flags) that
+the sequencer's one FixedToFloat converter rounds into A / AB.
+
 All accumulators start at +0 (``clear``) and add only on beats of a statistics pass (``take_*``).
 """
 
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
 
 from .common import fp_add
+from lightnorm.rtl.fixacc import FixedAccumulator, word_width
 
 __all__ = ["Stats"]
 
@@ -41,27 +50,54 @@ class Stats(Elaboratable):
     take_f, take_b : Signal, in
         A forward (``term_f``) / backward (``term_g``, ``term_b``) term arrives this cycle.
     term_f, term_g, term_b : list of Signal, in
-        Per-lane terms (W, WB, WB words).
+        Per-lane terms (wide: W, WB, WB words; exact: :meth:`term_fmts` words).
     acc_f, acc_g, acc_b : list of Signal, out
-        Per-lane accumulator registers (W, WB, WB words).
+        Per-lane accumulators (wide: W, WB, WB words; exact: accumulator words of
+        ``cfg.fix_fmt("f" | "g" | "b")``).
     """
 
     def __init__(self, cfg):
         self.cfg = cfg
-        G, A, AB = cfg.lanes, cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
+        G = cfg.lanes
         self.clear = Signal()
         self.take_f = Signal()
         self.take_b = Signal()
-        self.term_f = [Signal(A.width, name=f"term_f{l}") for l in range(G)]
-        self.term_g = [Signal(AB.width, name=f"term_g{l}") for l in range(G)]
-        self.term_b = [Signal(AB.width, name=f"term_b{l}") for l in range(G)]
-        self.acc_f = [Signal(A.width, name=f"acc_f{l}", reset_less=True) for l in range(G)]
-        self.acc_g = [Signal(AB.width, name=f"acc_g{l}", reset_less=True) for l in range(G)]
-        self.acc_b = [Signal(AB.width, name=f"acc_b{l}", reset_less=True) for l in range(G)]
+        tw = {k: f.width for k, f in self.term_fmts().items()}
+        aw = {k: f.width for k, f in self.acc_fmts().items()}
+        if cfg.exact_sums:
+            aw = {k: word_width(f) for k, f in self.acc_fmts().items()}
+        for k in "fgb":
+            setattr(self, f"term_{k}", [Signal(tw[k], name=f"term_{k}{l}") for l in range(G)])
+            setattr(self, f"acc_{k}", [Signal(aw[k], name=f"acc_{k}{l}", reset_less=True)
+                                       for l in range(G)])
+
+    def term_fmts(self):
+        """``{"f" | "g" | "b": FloatFormat}`` of the terms each accumulator takes."""
+        cfg = self.cfg
+        if not cfg.exact_sums:
+            return {"f": cfg.fwd_sum_fmt, "g": cfg.bwd_sum_fmt, "b": cfg.bwd_sum_fmt}
+        return {k: v[-1] for k, v in cfg.sum_term_fmts().items()}
+
+    def acc_fmts(self):
+        """``{"f" | "g" | "b": format}`` of the sums (W / WB, or the FixedFormats)."""
+        cfg = self.cfg
+        if not cfg.exact_sums:
+            return {"f": cfg.fwd_sum_fmt, "g": cfg.bwd_sum_fmt, "b": cfg.bwd_sum_fmt}
+        return {k: cfg.fix_fmt(k) for k in "fgb"}
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
+        if cfg.exact_sums:
+            terms, fixes = self.term_fmts(), self.acc_fmts()
+            for l in range(cfg.lanes):
+                for k, take in (("f", self.take_f), ("g", self.take_b), ("b", self.take_b)):
+                    acc = FixedAccumulator(terms[k], fixes[k])
+                    m.submodules[f"fix_{k}_l{l}"] = acc
+                    m.d.comb += [acc.clear.eq(self.clear), acc.take.eq(take & ~self.clear),
+                                 acc.term.eq(getattr(self, f"term_{k}")[l]),
+                                 getattr(self, f"acc_{k}")[l].eq(acc.acc)]
+            return m
         A, AB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
         for l in range(cfg.lanes):
             if A == AB:
