@@ -432,6 +432,11 @@ class ScalarSequencer(Elaboratable):
         loc = self.alloc.srcs[j][k]
         if isinstance(loc, int):
             return Const(loc)
+        if loc[0] != "slot":
+            # inputs and own registers are read whole: an input's word may be wider than its
+            # format's width (the exact sums' accumulator words carry flag bits above the
+            # register, rtl/fixacc.py word_width)
+            return reads[loc]
         return reads[loc][:self._fmt[self.program[j].srcs[k]].width]
 
     def elaborate(self, platform):
