@@ -20,7 +20,9 @@ Hardware (per lane):
 
 The sums of the chunk extrema, the range, sigma_hat (or variance), the reciprocal and the scale
 and shift are not done here but by the shared scalar sequencer (:mod:`.recip`), which runs the
-programs :func:`programs` returns: op for op the "Finalize" steps of docs/bn-spec.md.
+programs :func:`programs` returns: the "Finalize" steps of docs/bn-spec.md, operation for
+operation (the sequencer may issue a step that writes an output earlier than listed, once its
+operands are ready: the same operations on the same operands, so the same bits).
 """
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
