@@ -17,14 +17,7 @@ from lightnorm.golden import bfp, fp
 from lightnorm.golden.formats import BF16, E4M3, FP10_154, FP10_163, FP16, FP32, BfpFormat
 from lightnorm.golden.vectors import random_bits
 
-GF_MODE = {"rne": gfloat.RoundMode.TiesToEven, "rtz": gfloat.RoundMode.TowardZero}
-
-
-def gf_info(fmt):
-    return gfloat.FormatInfo(fmt.name, fmt.width, fmt.precision, bias=fmt.bias, is_signed=True,
-                             domain=gfloat.Domain.Extended, has_nz=True,
-                             num_high_nans=(1 << fmt.man_bits) - 1, has_subnormals=True,
-                             is_twos_complement=False)
+from gfloat_oracle import GF_MODE, gf_info  # golden/tests/gfloat_oracle.py
 
 
 def ref_values(fmt, bits):

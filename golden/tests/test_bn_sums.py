@@ -28,6 +28,8 @@ from lightnorm.golden import bn, fp
 from lightnorm.golden.bnconfig import BN_PRESETS, exact_sum_format
 from lightnorm.golden.formats import FloatFormat
 
+from gfloat_oracle import GF_MODE, gf_info  # golden/tests/gfloat_oracle.py
+
 M = 65536          # = max_m of every preset
 
 
@@ -159,15 +161,6 @@ def test_old_scheme_fails():
 
 # -- exact sums (sum_mode "exact"): bit for bit against an independent oracle -------------------
 
-GF_MODE = {"rne": gfloat.RoundMode.TiesToEven, "rtz": gfloat.RoundMode.TowardZero}
-
-
-def _gf_info(fmt):
-    return gfloat.FormatInfo(fmt.name, fmt.width, fmt.precision, bias=fmt.bias, is_signed=True,
-                             domain=gfloat.Domain.Extended, has_nz=True,
-                             num_high_nans=(1 << fmt.man_bits) - 1, has_subnormals=True,
-                             is_twos_complement=False)
-
 
 def _oracle(term_fmt, words, acc):
     """Exact sum per column of gfloat-decoded terms (Python integers in units of the term
@@ -175,9 +168,9 @@ def _oracle(term_fmt, words, acc):
     into ``acc`` by gfloat.  The exact value reaches gfloat as a float64 rounded to odd at 53
     bits, which is innocuous for any precision <= 51 (rne and rtz alike).  Exact zero: +0."""
     lsb = term_fmt.emin - term_fmt.man_bits
-    vals = np.asarray(gfloat.decode_ndarray(_gf_info(term_fmt), words.astype(np.int64)),
+    vals = np.asarray(gfloat.decode_ndarray(gf_info(term_fmt), words.astype(np.int64)),
                       dtype=np.float64)
-    fi = _gf_info(acc)
+    fi = gf_info(acc)
     out = []
     for c in range(words.shape[1]):
         n = sum(int(v) for v in np.ldexp(vals[:, c], -lsb))       # exact: integers

@@ -25,11 +25,12 @@ from lightnorm.golden.formats import (BF16, E4M3, E5M2, E6M5, FP10_154, FP10_154
                                       FP10_163_ACC, FP16, FP32)
 from lightnorm.golden.vectors import corners, random_bits, random_pairs
 
+from gfloat_oracle import GF_MODE, gf_info  # golden/tests/gfloat_oracle.py
+
 CUSTOM = [FP10_154, FP10_163, E6M5, FP10_154_ACC, FP10_163_ACC, E4M3, E5M2]
 MODES = ["rne", "rtz"]
 BINARY = ["add", "sub", "mul", "div"]
 APY_MODE = {"rne": apy.QuantizationMode.TIES_EVEN, "rtz": apy.QuantizationMode.TO_ZERO}
-GF_MODE = {"rne": gfloat.RoundMode.TiesToEven, "rtz": gfloat.RoundMode.TowardZero}
 
 # The oracles' own casts overflow to Inf and carry NaNs on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in cast:RuntimeWarning")
@@ -95,14 +96,6 @@ def apy_binary(fmt, op, a, b):
              "mul": lambda: x * y, "div": lambda: x / y}[op]()
     assert (r.exp_bits, r.man_bits, r.bias) == (fmt.exp_bits, fmt.man_bits, fmt.bias)
     return np.asarray(r.to_bits(), dtype=np.int64)
-
-
-def gf_info(fmt):
-    """gfloat FormatInfo of an IEEE-style FloatFormat (subnormals, +-Inf, all high codes NaN)."""
-    return gfloat.FormatInfo(fmt.name, fmt.width, fmt.precision, bias=fmt.bias, is_signed=True,
-                             domain=gfloat.Domain.Extended, has_nz=True,
-                             num_high_nans=(1 << fmt.man_bits) - 1, has_subnormals=True,
-                             is_twos_complement=False)
 
 
 def gf_decode(fmt, bits):
