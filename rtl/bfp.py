@@ -287,17 +287,12 @@ class BfpDecoder(StreamUnit):
             elem = self.i.payload.elems[k]
             rp = RoundPack(fmt, M, exp_shape.width)
             m.submodules[f"round{k}"] = rp
-            m.d.comb += [
-                rp.sign.eq(elem.sign),
-                rp.exp.eq(exp),
-                rp.sig.eq(elem.mag),
-                rp.sticky.eq(0),
-                # Special group codes: m = 0 signed zero, m = 1 signed Inf, others NaN.
-                rp.is_nan.eq(special & (elem.mag > 1)),
-                rp.is_inf.eq(special & (elem.mag == 1)),
-                rp.is_zero.eq(special & (elem.mag == 0)),
-                out[k].eq(rp.bits),
-            ]
+            # Special group codes: m = 0 signed zero, m = 1 signed Inf, others NaN.
+            m.d.comb += rp.drive(sign=elem.sign, exp=exp, sig=elem.mag,
+                                 is_nan=special & (elem.mag > 1),
+                                 is_inf=special & (elem.mag == 1),
+                                 is_zero=special & (elem.mag == 0))
+            m.d.comb += out[k].eq(rp.bits)
 
         pipe = Pipeline(self.stages, cuts=0)
         pipe.connect(m, self.i, self.o, out)

@@ -171,14 +171,7 @@ class FixedToFloat(StreamUnit):
                                        name="magnitude")
         exp_shape = signed_range_shape(fix.lsb_exp, fix.lsb_exp + w)
         m.submodules.round = rp = RoundPack(dst, w, exp_shape.width, exp_min=fix.lsb_exp)
-        m.d.comb += [
-            rp.sign.eq(sign),
-            rp.exp.eq(Const(fix.lsb_exp, exp_shape)),
-            rp.sig.eq(mag),
-            rp.sticky.eq(0),
-            rp.is_nan.eq(nan),
-            rp.is_inf.eq(inf),
-            rp.is_zero.eq(0),
-        ]
+        m.d.comb += rp.drive(sign=sign, exp=Const(fix.lsb_exp, exp_shape), sig=mag, is_nan=nan,
+                             is_inf=inf)
         pipe.connect(m, self.i, self.o, rp.bits)
         return m

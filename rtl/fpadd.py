@@ -113,14 +113,7 @@ class FPAddSub(StreamUnit):
         # exp >= emin - man_bits - 3 keeps the sum's top bit in the normal range: no right shifter.
         m.submodules.round = rp = RoundPack(fmt, p + g + 1, exp_shape.width,
                                             exp_min=fmt.emin - fmt.man_bits - g)
-        m.d.comb += [
-            rp.sign.eq(Mux(inf, inf_sign, sign)),
-            rp.exp.eq(ex - (fmt.man_bits + g)),
-            rp.sig.eq(sig),
-            rp.sticky.eq(st),
-            rp.is_nan.eq(nan),
-            rp.is_inf.eq(inf),
-            rp.is_zero.eq(0),
-        ]
+        m.d.comb += rp.drive(sign=Mux(inf, inf_sign, sign), exp=ex - (fmt.man_bits + g), sig=sig,
+                             sticky=st, is_nan=nan, is_inf=inf)
         pipe.connect(m, self.i, self.o, rp.bits)
         return m

@@ -49,7 +49,7 @@ class FPConvert(StreamUnit):
 
     @property
     def is_widening(self):
-        """True when the conversion is exact wiring (same exponent field, no fewer mantissa bits)."""
+        """True when the conversion is wiring (same exponent field, no fewer mantissa bits)."""
         src, dst = self.src_fmt, self.dst_fmt
         return src.exp_bits == dst.exp_bits and dst.man_bits >= src.man_bits
 
@@ -84,14 +84,7 @@ class FPConvert(StreamUnit):
         # exp_min lets RoundPack drop its underflow right shifter for widening conversions.
         m.submodules.round = rp = RoundPack(dst, src.precision, exp_shape.width,
                                             exp_min=src.emin - src.man_bits)
-        m.d.comb += [
-            rp.sign.eq(sign),
-            rp.exp.eq(exp - src.man_bits),      # exponent of the significand's LSB
-            rp.sig.eq(sig),
-            rp.sticky.eq(0),
-            rp.is_nan.eq(nan),
-            rp.is_inf.eq(inf),
-            rp.is_zero.eq(0),
-        ]
+        # exp: the exponent of the significand's LSB
+        m.d.comb += rp.drive(sign=sign, exp=exp - src.man_bits, sig=sig, is_nan=nan, is_inf=inf)
         pipe.connect(m, self.i, self.o, rp.bits)
         return m

@@ -154,14 +154,7 @@ class FPDiv(StreamUnit):
         sign, exp, is_nan, is_inf, is_zero = side
 
         m.submodules.round = rp = RoundPack(fmt, nq, exp_shape.width)
-        m.d.comb += [
-            rp.sign.eq(sign),
-            rp.exp.eq(exp),
-            rp.sig.eq(q),
-            rp.sticky.eq(sticky),
-            rp.is_nan.eq(is_nan),
-            rp.is_inf.eq(is_inf),
-            rp.is_zero.eq(is_zero),
-        ]
+        m.d.comb += rp.drive(sign=sign, exp=exp, sig=q, sticky=sticky, is_nan=is_nan, is_inf=is_inf,
+                             is_zero=is_zero)
         pipe.connect(m, self.i, self.o, rp.bits)
         return m

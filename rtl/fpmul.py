@@ -68,14 +68,7 @@ class FPMul(StreamUnit):
 
         exp_shape = signed_range_shape(2 * (fmt.emin - 2 * fmt.man_bits), 2 * (fmt.emax + 1))
         m.submodules.round = rp = RoundPack(fmt, 2 * p, exp_shape.width)
-        m.d.comb += [
-            rp.sign.eq(sign),
-            rp.exp.eq(exp_sum - 2 * fmt.man_bits),
-            rp.sig.eq(prod),
-            rp.sticky.eq(0),
-            rp.is_nan.eq(nan),
-            rp.is_inf.eq(inf),
-            rp.is_zero.eq(0),
-        ]
+        m.d.comb += rp.drive(sign=sign, exp=exp_sum - 2 * fmt.man_bits, sig=prod, is_nan=nan,
+                             is_inf=inf)
         pipe.connect(m, self.i, self.o, rp.bits)
         return m

@@ -150,14 +150,7 @@ class FPSqrt(StreamUnit):
         sign, exp, is_nan, is_inf, is_zero = side
 
         m.submodules.round = rp = RoundPack(fmt, len(root), exp_shape.width)
-        m.d.comb += [
-            rp.sign.eq(sign),
-            rp.exp.eq(exp),
-            rp.sig.eq(root),
-            rp.sticky.eq(sticky),
-            rp.is_nan.eq(is_nan),
-            rp.is_inf.eq(is_inf),
-            rp.is_zero.eq(is_zero),
-        ]
+        m.d.comb += rp.drive(sign=sign, exp=exp, sig=root, sticky=sticky, is_nan=is_nan,
+                             is_inf=is_inf, is_zero=is_zero)
         pipe.connect(m, self.i, self.o, rp.bits)
         return m

@@ -205,6 +205,13 @@ class RoundPack(wiring.Component):
             "bits": Out(unsigned(fmt.width)),
         })
 
+    def drive(self, *, sign, exp, sig, sticky=0, is_nan=0, is_inf=0, is_zero=0):
+        """The statements that drive every input port (an exact operand: ``sticky = 0``; no
+        special: the flags 0), for ``m.d.comb +=``: every unit that rounds through a RoundPack
+        connects it with this one call."""
+        return [self.sign.eq(sign), self.exp.eq(exp), self.sig.eq(sig), self.sticky.eq(sticky),
+                self.is_nan.eq(is_nan), self.is_inf.eq(is_inf), self.is_zero.eq(is_zero)]
+
     def elaborate(self, platform):
         m = Module()
         fmt = self.fmt
