@@ -63,9 +63,9 @@ class Stats(Elaboratable):
         self.take_f = Signal()
         self.take_b = Signal()
         tw = {k: f.width for k, f in self.term_fmts().items()}
-        aw = {k: f.width for k, f in self.acc_fmts().items()}
-        if cfg.exact_sums:
-            aw = {k: word_width(f) for k, f in self.acc_fmts().items()}
+        # exact: accumulator words (register + flags, rtl/fixacc.py); wide: W / WB words
+        aw = {k: word_width(f) if cfg.exact_sums else f.width
+              for k, f in self.acc_fmts().items()}
         for k in "fgb":
             setattr(self, f"term_{k}", [Signal(tw[k], name=f"term_{k}{l}") for l in range(G)])
             setattr(self, f"acc_{k}", [Signal(aw[k], name=f"acc_{k}{l}", reset_less=True)
