@@ -209,8 +209,8 @@ class BNConfig:
     max_m: int = 65536
     add_stages: int = 1
     mul_stages: int = 1
-    div_stages: int = 2
-    sqrt_stages: int = 2
+    div_stages: int = 4
+    sqrt_stages: int = 4
     minmax_stages: int = 0
     bfp_stages: int = 1
 

@@ -9,7 +9,10 @@ A *pure widening* (the same exponent field, at least as many mantissa bits, e.g.
 is exact and needs no rounding: every finite word maps to ``sign | exp | man << k`` with the same
 bias, so the unit is wiring plus the NaN canonicalization and, where one of the formats flushes
 subnormals, a zeroed mantissa for exponent 0 -- a few gates instead of an unpacker and a
-RoundPack (:meth:`FPConvert.is_widening`).
+RoundPack (:meth:`FPConvert.is_widening`).  An *exact widening* (every source value is a
+normal value of the destination, e.g. E5M4 -> E6M4, E8M23 -> E9M42) re-biases the unpacked,
+normalized exponent and widens the mantissa, also without a RoundPack
+(:meth:`FPConvert.is_exact_widening`).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
@@ -17,7 +20,13 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from .pipeline import Pipeline, StreamUnit
 from .round import RoundPack, Unpack, check_float_format, signed_range_shape
 
-__all__ = ["FPConvert"]
+__all__ = ["FPConvert", "exact_widening"]
+
+
+def exact_widening(src, dst):
+    """True when every finite non-zero ``src`` value is a normal ``dst`` value."""
+    low = src.emin - src.man_bits if src.subnormals else src.emin
+    return dst.man_bits >= src.man_bits and dst.emax >= src.emax and dst.emin <= low
 
 
 class FPConvert(StreamUnit):
@@ -53,6 +62,15 @@ class FPConvert(StreamUnit):
         src, dst = self.src_fmt, self.dst_fmt
         return src.exp_bits == dst.exp_bits and dst.man_bits >= src.man_bits
 
+    @property
+    def is_exact_widening(self):
+        """True when every src value is a normal dst value (no rounding, no dst subnormals).
+
+        E.g. E5M4 -> E6M4, E8M23 -> E9M42: the unit re-biases the exponent of the unpacked
+        (normalized) operand and widens the mantissa, without a RoundPack.
+        """
+        return not self.is_widening and exact_widening(self.src_fmt, self.dst_fmt)
+
     def elaborate(self, platform):
         m = Module()
         src, dst = self.src_fmt, self.dst_fmt
@@ -72,6 +90,24 @@ class FPConvert(StreamUnit):
                                        if dst.man_bits > src.man_bits else man, exp, sign)))
             pipe.connect(m, self.i, self.o, out)
             return m
+        if self.is_exact_widening:
+            # Every src value is a normal dst value: re-bias the (normalized) exponent, move the
+            # mantissa up; no rounding, no overflow, no subnormal results.
+            pipe = Pipeline(self.stages, cuts=0)
+            m.submodules.unpack = u = Unpack(src, normalize=True)
+            m.d.comb += u.a.eq(self.i.payload)
+            field = Signal(dst.exp_bits, name="field")
+            m.d.comb += field.eq(Mux(u.is_zero, 0, Mux(u.is_inf, dst.exp_all_ones,
+                                                        u.exp + dst.bias)))
+            man = Mux(u.is_zero | u.is_inf, 0, u.sig[:src.man_bits])
+            out = Signal(dst.width, name="widened")
+            m.d.comb += out.eq(Mux(u.is_nan, dst.canonical_nan,
+                                   Cat(man.shift_left(dst.man_bits - src.man_bits), field,
+                                       u.sign)))
+            pipe.connect(m, self.i, self.o, out)
+            return m
+        if dst.rounding == "rtz":
+            return self._truncate(m)
         pipe = Pipeline(self.stages, cuts=self.CUTS)
 
         m.submodules.unpack = u = Unpack(src)
@@ -87,4 +123,45 @@ class FPConvert(StreamUnit):
         # exp: the exponent of the significand's LSB
         m.d.comb += rp.drive(sign=sign, exp=exp - src.man_bits, sig=sig, is_nan=nan, is_inf=inf)
         pipe.connect(m, self.i, self.o, rp.bits)
+        return m
+
+    def _truncate(self, m):
+        """Rounding toward zero without a RoundPack: the normalized significand truncated to
+        dst's precision, shifted right into dst's subnormal range (or flushed), and rtz's
+        overflow (a source exponent above dst's largest) to the largest finite value."""
+        src, dst = self.src_fmt, self.dst_fmt
+        pipe = Pipeline(self.stages, cuts=self.CUTS)
+        m.submodules.unpack = u = Unpack(src, normalize=True)
+        m.d.comb += u.a.eq(self.i.payload)
+        sign, exp, sig, zero, nan, inf = pipe.cut(
+            m, (u.sign, u.exp, u.sig, u.is_zero, u.is_nan, u.is_inf), name="unpacked")
+        ps, pd = src.precision, dst.precision
+        top = Signal(pd, name="top")                # the significand truncated to pd bits
+        m.d.comb += top.eq(sig >> (ps - pd) if ps >= pd else sig << (pd - ps))
+        # Below dst's smallest normal: shift right by emin - exp (>= 1; pd or more gives 0).
+        lo = src.emin - src.man_bits
+        deficit = Signal(range(max(dst.emin - lo, 0) + 2), name="deficit")
+        m.d.comb += deficit.eq(Mux(exp < dst.emin, dst.emin - exp, 0))
+        sub = Signal(dst.man_bits, name="sub_man")
+        m.d.comb += sub.eq(Mux(deficit >= pd, 0, top >> deficit))
+        field = Signal(dst.exp_bits, name="field")
+        man = Signal(dst.man_bits, name="man")
+        tiny = exp < dst.emin
+        over = exp > dst.emax
+        with m.If(nan):
+            m.d.comb += [field.eq(dst.exp_all_ones),
+                         man.eq(dst.canonical_nan & ((1 << dst.man_bits) - 1))]
+        with m.Elif(inf):
+            m.d.comb += [field.eq(dst.exp_all_ones), man.eq(0)]
+        with m.Elif(zero):
+            m.d.comb += [field.eq(0), man.eq(0)]
+        with m.Elif(over):
+            m.d.comb += [field.eq(dst.exp_all_ones - 1), man.eq((1 << dst.man_bits) - 1)]
+        with m.Elif(tiny):
+            m.d.comb += [field.eq(0), man.eq(sub if dst.subnormals else 0)]
+        with m.Else():
+            m.d.comb += [field.eq(exp + dst.bias), man.eq(top[:dst.man_bits])]
+        out = Signal(dst.width, name="truncated")
+        m.d.comb += out.eq(Cat(man, field, sign & ~nan))
+        pipe.connect(m, self.i, self.o, out)
         return m

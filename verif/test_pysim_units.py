@@ -21,6 +21,7 @@ from lightnorm.golden import fp, vectors
 from lightnorm.golden.formats import (BF16, E4M3, E5M2, E6M5, FLOAT_PRESETS, FP10_154, FP10_163,
                                       FP16, FP32, FloatFormat)
 from lightnorm.rtl import FPAddSub, FPConvert, FPMinMax, FPMul, RoundPack, Unpack
+from lightnorm.rtl.fpconvert import exact_widening
 from lightnorm.rtl.pipeline import Pipeline, cut_positions
 
 RTZ = dict(rounding="rtz")
@@ -289,6 +290,54 @@ def test_convert_widening_exhaustive(src, dst):
     assert unit.is_widening
     a = np.arange(1 << src.width, dtype=np.int64)
     check(dst, stream(unit, list(a)), fp.convert(src, a, dst), "widening convert")
+
+
+@pytest.mark.parametrize("src,dst", [
+    (FloatFormat(5, 4), FloatFormat(6, 4)),
+    (FloatFormat(5, 4, rounding="rtz"), FloatFormat(6, 4, subnormals=False, rounding="rtz")),
+    (FloatFormat(5, 4, subnormals=False), FloatFormat(6, 7)),
+    (FloatFormat(4, 3), FloatFormat(6, 3)),
+])
+def test_convert_exact_widening_exhaustive(src, dst):
+    """The re-biasing fast path (every source value a normal destination value), every word."""
+    unit = FPConvert(src, dst, stages=1)
+    assert unit.is_exact_widening and not unit.is_widening
+    a = np.arange(1 << src.width, dtype=np.int64)
+    check(dst, stream(unit, list(a)), fp.convert(src, a, dst), "exact widening convert")
+
+
+@pytest.mark.parametrize("src,dst", [
+    (FloatFormat(6, 4, rounding="rtz"), FloatFormat(5, 4, rounding="rtz")),
+    (FloatFormat(6, 4), FloatFormat(4, 2, subnormals=False, rounding="rtz")),
+    (FloatFormat(5, 4, subnormals=False), FloatFormat(5, 2, rounding="rtz")),
+    (FloatFormat(4, 6), FloatFormat(5, 3, rounding="rtz")),
+    (FloatFormat(7, 4), FloatFormat(6, 7, rounding="rtz")),
+])
+def test_convert_truncate_exhaustive(src, dst):
+    """The rtz path without RoundPack (narrowing, subnormal range, saturation), every word."""
+    a = np.arange(1 << src.width, dtype=np.int64)
+    check(dst, stream(FPConvert(src, dst, stages=1), list(a)), fp.convert(src, a, dst),
+          "truncating convert")
+
+
+@pytest.mark.parametrize("src,dst", [
+    (FloatFormat(7, 11), FloatFormat(6, 4, rounding="rtz")),
+    (FloatFormat(6, 31), FloatFormat(6, 12, rounding="rtz")),
+    (FP32, FloatFormat(4, 3, subnormals=False, rounding="rtz")),
+])
+def test_convert_truncate_random(src, dst):
+    a = vectors.random_bits(src, 1500, np.random.default_rng(src.width * 7 + dst.width))
+    check(dst, stream(FPConvert(src, dst, stages=0), list(a)), fp.convert(src, a, dst),
+          "truncating convert")
+
+
+def test_convert_exact_widening_predicate():
+    """Not taken where a source value would need rounding or be a destination subnormal."""
+    assert not exact_widening(FloatFormat(5, 4), FloatFormat(6, 3))      # fewer mantissa bits
+    # E2M7's subnormals (down to 2^-7) are E3M7 subnormals (emin -2): the rounding path
+    assert not exact_widening(FloatFormat(2, 7), FloatFormat(3, 7))
+    assert not exact_widening(FloatFormat(6, 4), FloatFormat(5, 4))      # range
+    assert exact_widening(FP32, FloatFormat(9, 42))
 
 
 def test_minmax_corners():

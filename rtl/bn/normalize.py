@@ -40,7 +40,35 @@ from lightnorm.rtl.pipeline import Pipeline
 from .common import fp_add, fp_sub, fp_mul, fp_convert
 from .control import KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX, MODE_INFER
 
-__all__ = ["Normalize"]
+__all__ = ["Normalize", "nested_forward", "nested_rounding"]
+
+
+def nested_rounding(narrow, wide):
+    """True if rounding into ``wide`` and then into ``narrow`` equals rounding into ``narrow``.
+
+    Holds for truncation (rtz) when every ``narrow`` value is a ``wide`` value (the grids are
+    nested: no fewer mantissa bits, no smaller largest exponent, and ``narrow``'s smallest
+    subnormal step on ``wide``'s grid, where ``wide`` is normal or keeps its subnormals) --
+    truncating onto the finer grid never crosses a point of the coarser one, and rtz overflow
+    saturates at each format's largest finite value (``wide``'s is the larger).  It does not hold
+    for rne: below ``narrow``'s smallest normal the first rounding can make a tie.  The
+    forward's per-element operations then run on the backward's cores (see Normalize).
+    """
+    if narrow.rounding != "rtz" or wide.rounding != "rtz" or narrow == wide:
+        return False
+    step = narrow.emin - narrow.man_bits          # exponent of narrow's smallest subnormal step
+    return (wide.man_bits >= narrow.man_bits and wide.emax >= narrow.emax
+            and wide.emin - wide.man_bits <= step
+            and (wide.subnormals or wide.emin <= step))
+
+
+def nested_forward(cfg):
+    """True if ``cfg``'s forward ``a*x`` and ``+ b`` run on the backward's PB cores.
+
+    Range presets only (the conventional presets share their cores when P == PB), and only where
+    :func:`nested_rounding` makes the result equal to the operation in P.
+    """
+    return cfg.algorithm == "range" and nested_rounding(cfg.fwd_op, cfg.bwd_op)
 
 
 class Normalize(Elaboratable):
@@ -62,6 +90,11 @@ class Normalize(Elaboratable):
         self.cfg = cfg
         self.din, self.dout = din, dout
         self.ctl, self.codecs, self.stats, self.rng, self.seq = ctl, codecs, stats, rng, seq
+
+    @property
+    def nested(self):
+        """The forward's a*x and +b run on the backward's PB cores (rtz, nested formats)."""
+        return nested_forward(self.cfg)
 
     @property
     def levels(self):
@@ -121,6 +154,7 @@ class Normalize(Elaboratable):
         # arrive (below).  All of them enter the op formats P / PB exactly (P holds C, PB
         # holds CB).
         share = P == PB
+        nested = self.nested
         for l in range(G):
             v[f"xa{l}"] = fp_convert(m, f"cv_x_p_l{l}", F, P, v[f"x{l}"])
             v[f"xb{l}"] = fp_convert(m, f"cv_x_pb_l{l}", F, PB, v[f"x{l}"])
@@ -151,8 +185,15 @@ class Normalize(Elaboratable):
                     value = fp_convert(m, f"cv_{name}_cb_l{l}", src, CB, value)
                 return fp_convert(m, f"cv_{name}_pb_l{l}", CB, PB, value)
             cst[f"mu_f{l}"] = fwd_c("mu", vals["mu_c"][l])
-            cst[f"a_f{l}"] = fwd_c("a", Mux(infer, ctl.p0[l][:C.width], vals["a_c"][l]))
-            cst[f"b_f{l}"] = fwd_c("b", Mux(infer, ctl.p1[l][:C.width], vals["b_c"][l]))
+            a_c = Mux(infer, ctl.p0[l][:C.width], vals["a_c"][l])
+            b_c = Mux(infer, ctl.p1[l][:C.width], vals["b_c"][l])
+            if nested:
+                # the forward's a and b enter the backward cores: widened exactly into PB
+                cst[f"a_fb{l}"] = fp_convert(m, f"cv_a_pb_l{l}", C, PB, a_c)
+                cst[f"b_fb{l}"] = fp_convert(m, f"cv_b_pb_l{l}", C, PB, b_c)
+            else:
+                cst[f"a_f{l}"] = fwd_c("a", a_c)
+                cst[f"b_f{l}"] = fwd_c("b", b_c)
             cst[f"mu_b{l}"] = bwd_c("mu", mu_cb[l])
             cst[f"s_b{l}"] = bwd_c("s", s_cb[l])
             cst[f"a_b{l}"] = bwd_c("a", vals["a_bc"][l])
@@ -180,19 +221,27 @@ class Normalize(Elaboratable):
 
         # L2
         for l in range(G):
-            a_l = cst[f"a_f{l}"]
+            a_l = cst.get(f"a_f{l}")
             s_l = cst[f"s_b{l}"]
             k1 = Mux(kind == KIND_BSTAT, s_l, cst[f"c1_b{l}"]) if cfg.grad == "bn" else s_l
             var = kind == KIND_VAR
             if cfg.algorithm == "conventional":
                 fa = Mux(var, v[f"da{l}"], a_l)
                 fb = Mux(var, v[f"da{l}"], v[f"xa{l}"])
-            else:
+            elif not nested:
                 fa, fb = a_l, v[f"xa{l}"]
             if share:
                 bwd = (kind == KIND_BSTAT) | (kind == KIND_DX)
                 v[f"ma{l}"] = v[f"m1{l}"] = fp_mul(m, f"mul_l{l}", P, Mux(bwd, v[f"db{l}"], fa),
                                                    Mux(bwd, k1, fb))
+            elif nested:
+                # a*x on the backward multiplier: operands widened exactly into PB, the PB
+                # product narrowed into P (equal to rounding a*x into P: see nested_rounding)
+                bwd = (kind == KIND_BSTAT) | (kind == KIND_DX)
+                prod = fp_mul(m, f"mul_pb_l{l}", PB,
+                              Mux(bwd, v[f"db{l}"], cst[f"a_fb{l}"]), Mux(bwd, k1, v[f"xb{l}"]))
+                v[f"m1{l}"] = prod
+                v[f"ma{l}"] = fp_convert(m, f"cv_ma_p_l{l}", PB, P, prod)
             else:
                 v[f"ma{l}"] = fp_mul(m, f"mul_p_l{l}", P, fa, fb)
                 v[f"m1{l}"] = fp_mul(m, f"mul_s_pb_l{l}", PB, v[f"db{l}"], k1)
@@ -200,7 +249,7 @@ class Normalize(Elaboratable):
 
         # L3 (y = ma + b here, or on the shared L4 subtracter when P == PB)
         for l in range(G):
-            if not share:
+            if not (share or nested):
                 v[f"y{l}"] = fp_add(m, f"add_b_p_l{l}", P, v[f"ma{l}"], cst[f"b_f{l}"])
             k2 = Mux(kind == KIND_BSTAT, v[f"m1{l}"], cst[f"a_b{l}"])
             v[f"m2{l}"] = fp_mul(m, f"mul_dy_pb_l{l}", PB, v[f"dyb{l}"], k2)
@@ -219,6 +268,13 @@ class Normalize(Elaboratable):
                 v[f"u{l}"] = v[f"y{l}"] = fp_add(m, f"addsub_l{l}", PB,
                                                  Mux(dx, v[f"m2{l}"], v[f"ma{l}"]),
                                                  Mux(dx, c, cst[f"b_f{l}"]), sub=dx)
+            elif nested:
+                dx = kind == KIND_DX
+                u = fp_add(m, f"addsub_pb_l{l}", PB,
+                           Mux(dx, v[f"m2{l}"], fp_convert(m, f"cv_ma_pb_l{l}", P, PB, v[f"ma{l}"])),
+                           Mux(dx, c, cst[f"b_fb{l}"]), sub=dx)
+                v[f"u{l}"] = u
+                v[f"y{l}"] = fp_convert(m, f"cv_y_p_l{l}", PB, P, u)
             else:
                 v[f"u{l}"] = fp_sub(m, f"sub_c0_pb_l{l}", PB, v[f"m2{l}"], c)
         v = cut(v, lvl)
