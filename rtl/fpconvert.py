@@ -20,13 +20,23 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from .pipeline import Pipeline, StreamUnit
 from .round import RoundPack, Unpack, check_float_format, signed_range_shape
 
-__all__ = ["FPConvert", "exact_widening"]
+__all__ = ["FPConvert", "exact_conversion", "exact_widening"]
 
 
 def exact_widening(src, dst):
     """True when every finite non-zero ``src`` value is a normal ``dst`` value."""
     low = src.emin - src.man_bits if src.subnormals else src.emin
     return dst.man_bits >= src.man_bits and dst.emax >= src.emax and dst.emin <= low
+
+
+def exact_conversion(src, dst):
+    """True when every ``src`` word converts to ``dst`` without rounding (or ``src == dst``):
+    equal formats, a pure widening or an exact widening (FPConvert's rounding-free paths)."""
+    if src == dst:
+        return True
+    pure = (src.exp_bits == dst.exp_bits and dst.man_bits >= src.man_bits
+            and (dst.subnormals or not src.subnormals))
+    return pure or exact_widening(src, dst)
 
 
 class FPConvert(StreamUnit):

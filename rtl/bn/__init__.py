@@ -106,7 +106,9 @@ class BNUnit(wiring.Component):
             inputs[f"mx{j}"] = ([rng.mx[l][j] for l in range(G)], F)
             inputs[f"mn{j}"] = ([rng.mn[l][j] for l in range(G)], F)
         stages = {"add": cfg.add_stages, "mul": cfg.mul_stages, "div": cfg.div_stages,
-                  "sqrt": cfg.sqrt_stages, "minmax": cfg.minmax_stages}
+                  "sqrt": cfg.sqrt_stages, "minmax": cfg.minmax_stages,
+                  # an exact sum's FixedToFloat: negate, normalize and round, as an adder does
+                  "fix": cfg.add_stages}
         # What the other blocks read (normalize: the streaming constants; the result beats:
         # mu_c, sig, s_c, dgamma, dbeta): these keep their own registers, everything else
         # shares the sequencer's temporary slots.

@@ -31,6 +31,7 @@ from lightnorm.golden import fp as gfp
 from lightnorm.rtl.round import Unpack
 from .common import fp_minmax
 from .recip import Op
+from .stats import accumulator_formats
 
 __all__ = ["programs", "SEGMENTS", "Range"]
 
@@ -57,7 +58,7 @@ def programs(cfg):
     one = int(gfp.encode(A, 1.0))
     # Source formats of the sums of m terms: W / WB, or the fixed-point accumulator words of
     # the exact sums (one shared FixedToFloat per (register, destination) rounds them).
-    SF, SG, SB = (cfg.fix_fmt(k) for k in "fgb") if cfg.exact_sums else (W, WB, WB)
+    SF, SG, SB = (accumulator_formats(cfg)[k] for k in "fgb")
 
     def cv(dst, fmt, src, src_fmt):
         return Op(dst, "convert", fmt, (src,), src_fmt)

@@ -142,7 +142,7 @@ def _make_unit(key, stages):
     if family == "convert" and not isinstance(src_fmt, FloatFormat):
         # An exact sum's fixed-point accumulator word (lightnorm.rtl.fixacc).
         from lightnorm.rtl.fixacc import FixedToFloat
-        return FixedToFloat(src_fmt, fmt, stages=st)
+        return FixedToFloat(src_fmt, fmt, stages=stages.get("fix", 0))
     if family == "convert":
         from lightnorm.rtl.fpconvert import FPConvert
         return FPConvert(src_fmt, fmt, stages=st)
@@ -335,7 +335,8 @@ class ScalarSequencer(Elaboratable):
         one Value shared by all lanes (a host constant).  Inputs must hold still while busy.
     stages : dict
         Pipeline depth per unit family (``"add"``, ``"mul"``, ``"div"``, ``"sqrt"``,
-        ``"minmax"``, ``"convert"``); missing families are combinational.
+        ``"minmax"``, ``"convert"``; ``"fix"`` for the FixedToFloat rounding of an exact
+        sum); missing families are combinational.
     outputs : list of str or None
         Destinations read from outside the sequencer: they get their own register sets in
         :attr:`values`; the other destinations share temporary slots (:func:`allocate`).

@@ -30,10 +30,43 @@ All accumulators start at +0 (``clear``) and add only on beats of a statistics p
 
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
 
-from .common import fp_add
+from .common import fp_add, fp_convert
 from lightnorm.rtl.fixacc import FixedAccumulator, word_width
+from lightnorm.rtl.fpconvert import exact_conversion
 
-__all__ = ["Stats"]
+__all__ = ["Stats", "accumulator_formats", "shares_fg", "term_formats"]
+
+
+def term_formats(cfg):
+    """``{"f" | "g" | "b": FloatFormat}`` of the terms each accumulator of ``cfg`` takes."""
+    if not cfg.exact_sums:
+        return {"f": cfg.fwd_sum_fmt, "g": cfg.bwd_sum_fmt, "b": cfg.bwd_sum_fmt}
+    return {k: v[-1] for k, v in cfg.sum_term_fmts().items()}
+
+
+def shares_fg(cfg):
+    """The forward sum and dgamma share one accumulator per lane (passes never overlap).
+
+    Wide sums: when W == WB (the conventional presets).  Exact sums: when every forward term
+    is exactly a PB word (PB holds F: every range preset), in dgamma's register; a sum is the
+    same exact value in any register that holds it, so the bits are unchanged.
+    """
+    if not cfg.exact_sums:
+        return cfg.fwd_sum_fmt == cfg.bwd_sum_fmt
+    t = term_formats(cfg)
+    return exact_conversion(t["f"], t["g"])
+
+
+def accumulator_formats(cfg):
+    """``{"f" | "g" | "b": format}`` of ``cfg``'s sums as the stats block holds them: W / WB,
+    or (exact sums) the FixedFormats of ``cfg.fix_fmt``, dgamma's for the forward sum when the
+    two share a register (:func:`shares_fg`).  The sequencer's programs read them from here."""
+    if not cfg.exact_sums:
+        return {"f": cfg.fwd_sum_fmt, "g": cfg.bwd_sum_fmt, "b": cfg.bwd_sum_fmt}
+    fix = {k: cfg.fix_fmt(k) for k in "fgb"}
+    if shares_fg(cfg):
+        fix["f"] = fix["g"]
+    return fix
 
 
 class Stats(Elaboratable):
@@ -73,17 +106,15 @@ class Stats(Elaboratable):
 
     def term_fmts(self):
         """``{"f" | "g" | "b": FloatFormat}`` of the terms each accumulator takes."""
-        cfg = self.cfg
-        if not cfg.exact_sums:
-            return {"f": cfg.fwd_sum_fmt, "g": cfg.bwd_sum_fmt, "b": cfg.bwd_sum_fmt}
-        return {k: v[-1] for k, v in cfg.sum_term_fmts().items()}
+        return term_formats(self.cfg)
 
     def acc_fmts(self):
         """``{"f" | "g" | "b": format}`` of the sums (W / WB, or the FixedFormats)."""
-        cfg = self.cfg
-        if not cfg.exact_sums:
-            return {"f": cfg.fwd_sum_fmt, "g": cfg.bwd_sum_fmt, "b": cfg.bwd_sum_fmt}
-        return {k: cfg.fix_fmt(k) for k in "fgb"}
+        return accumulator_formats(self.cfg)
+
+    @property
+    def shared_fg(self):
+        return shares_fg(self.cfg)
 
     def elaborate(self, platform):
         m = Module()
@@ -91,7 +122,19 @@ class Stats(Elaboratable):
         if cfg.exact_sums:
             terms, fixes = self.term_fmts(), self.acc_fmts()
             for l in range(cfg.lanes):
-                for k, take in (("f", self.take_f), ("g", self.take_b), ("b", self.take_b)):
+                accs = (("f", self.take_f), ("g", self.take_b), ("b", self.take_b))
+                if self.shared_fg:
+                    # one register for the forward sum and dgamma: the forward term widened
+                    # exactly into PB
+                    tf = fp_convert(m, f"cv_f_l{l}", terms["f"], terms["g"], self.term_f[l])
+                    fg = FixedAccumulator(terms["g"], fixes["g"])
+                    m.submodules[f"fix_fg_l{l}"] = fg
+                    m.d.comb += [fg.clear.eq(self.clear),
+                                 fg.take.eq((self.take_f | self.take_b) & ~self.clear),
+                                 fg.term.eq(Mux(self.take_b, self.term_g[l], tf)),
+                                 self.acc_f[l].eq(fg.acc), self.acc_g[l].eq(fg.acc)]
+                    accs = accs[2:]
+                for k, take in accs:
                     acc = FixedAccumulator(terms[k], fixes[k])
                     m.submodules[f"fix_{k}_l{l}"] = acc
                     m.d.comb += [acc.clear.eq(self.clear), acc.take.eq(take & ~self.clear),
@@ -100,7 +143,7 @@ class Stats(Elaboratable):
             return m
         A, AB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
         for l in range(cfg.lanes):
-            if A == AB:
+            if self.shared_fg:
                 # Forward and backward passes never overlap: the A accumulator and dgamma
                 # share one adder when the formats agree (the conventional presets).
                 shared = fp_add(m, f"acc_fg_l{l}", A,
