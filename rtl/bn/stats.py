@@ -10,7 +10,10 @@ unit's clock period is set by a full (unpipelined) adder.
 * ``acc_f`` (format W, the wide sum format of A): pass-1 ``sum`` of ``cv(x)``; cleared again
   for the conventional variance pass, where it accumulates ``d*d`` (``vsum``).
 * ``acc_g``, ``acc_b`` (format WB, the wide sum format of AB): backward
-  ``dgamma = sum(dy * x_hat)`` and ``dbeta = sum(dy)``.
+  ``dgamma = sum(dy * x_hat)`` and ``dbeta = sum(dy)``; with variance ``"sumsq"`` ``acc_g``
+  also takes the forward pass-1 terms ``x*x`` (``take_f``; WB = W is a config rule then), so
+  the one-pass forward needs no third accumulator -- but two adders per lane where the
+  centered conventional presets share one between ``acc_f`` and ``acc_g``.
 
 The sums stay in W until they are complete; the shared scalar sequencer rounds each once into
 its accumulator format (docs/bn-spec.md, "Sums": W has ``m_bits + 2`` more mantissa bits than
@@ -88,10 +91,13 @@ class Stats(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
+        sumsq = cfg.variance == "sumsq"
+        # variance "sumsq": the dgamma accumulator also gathers the forward's sum of x*x
+        take_g = (self.take_b | self.take_f) if sumsq else self.take_b
         if cfg.exact_sums:
             terms, fixes = self.term_fmts(), self.acc_fmts()
             for l in range(cfg.lanes):
-                for k, take in (("f", self.take_f), ("g", self.take_b), ("b", self.take_b)):
+                for k, take in (("f", self.take_f), ("g", take_g), ("b", self.take_b)):
                     acc = FixedAccumulator(terms[k], fixes[k])
                     m.submodules[f"fix_{k}_l{l}"] = acc
                     m.d.comb += [acc.clear.eq(self.clear), acc.take.eq(take & ~self.clear),
@@ -100,7 +106,7 @@ class Stats(Elaboratable):
             return m
         A, AB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
         for l in range(cfg.lanes):
-            if A == AB:
+            if A == AB and not sumsq:
                 # Forward and backward passes never overlap: the A accumulator and dgamma
                 # share one adder when the formats agree (the conventional presets).
                 shared = fp_add(m, f"acc_fg_l{l}", A,
@@ -112,7 +118,7 @@ class Stats(Elaboratable):
                           "g": fp_add(m, f"acc_g_l{l}", AB, self.acc_g[l], self.term_g[l])}
             totals["b"] = fp_add(m, f"acc_b_l{l}", AB, self.acc_b[l], self.term_b[l])
             for name, take, acc in (("f", self.take_f, self.acc_f[l]),
-                                    ("g", self.take_b, self.acc_g[l]),
+                                    ("g", take_g, self.acc_g[l]),
                                     ("b", self.take_b, self.acc_b[l])):
                 with m.If(self.clear):
                     m.d.sync += acc.eq(0)
