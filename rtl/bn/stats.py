@@ -10,10 +10,13 @@ unit's clock period is set by a full (unpipelined) adder.
 * ``acc_f`` (format W, the wide sum format of A): pass-1 ``sum`` of ``cv(x)``; cleared again
   for the conventional variance pass, where it accumulates ``d*d`` (``vsum``).
 * ``acc_g``, ``acc_b`` (format WB, the wide sum format of AB): backward
-  ``dgamma = sum(dy * x_hat)`` and ``dbeta = sum(dy)``; with variance ``"sumsq"`` ``acc_g``
-  also takes the forward pass-1 terms ``x*x`` (``take_f``; WB = W is a config rule then), so
-  the one-pass forward needs no third accumulator -- but two adders per lane where the
-  centered conventional presets share one between ``acc_f`` and ``acc_g``.
+  ``dgamma = sum(dy * x_hat)`` and ``dbeta = sum(dy)``.
+* variance ``"sumsq"`` (conventional, one forward statistics pass; WB = W is a config rule
+  then): ``acc_g`` also takes the forward pass-1 terms ``x*x`` (``take_f``), and the sum of x
+  runs in the dbeta register and adder (``acc_f`` is a name for ``acc_b``): forward and
+  backward never overlap, so the one-pass unit has two wide adders and two registers per lane,
+  as the centered conventional presets (which share one adder between ``acc_f`` and
+  ``acc_g``) have two adders and three registers.
 
 The sums stay in W until they are complete; the shared scalar sequencer rounds each once into
 its accumulator format (docs/bn-spec.md, "Sums": W has ``m_bits + 2`` more mantissa bits than
@@ -27,6 +30,9 @@ With ``cfg.sum_mode == "exact"`` each accumulator is a
 P; ``term_g``: PB; ``term_b``: B), are placed in a two's-complement register sized by
 ``cfg.fix_fmt`` and added exactly; ``acc_*`` are then accumulator words (register + flags) that
 the sequencer's one FixedToFloat converter rounds into A / AB.
+
+With exact sums and variance ``"sumsq"`` the ``acc_g`` register (PB terms; PB holds P) also
+takes ``x*x``; ``acc_f`` keeps its own register (the F terms of x are not B words).
 
 All accumulators start at +0 (``clear``) and add only on beats of a statistics pass (``take_*``).
 """
@@ -105,8 +111,20 @@ class Stats(Elaboratable):
                                  getattr(self, f"acc_{k}")[l].eq(acc.acc)]
             return m
         A, AB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
+        if sumsq:
+            # W == WB (config rule): x*x in the dgamma accumulator, x in the dbeta one
+            for l in range(cfg.lanes):
+                g = fp_add(m, f"acc_g_l{l}", AB, self.acc_g[l], self.term_g[l])
+                b = fp_add(m, f"acc_b_l{l}", AB, self.acc_b[l],
+                           Mux(self.take_f, self.term_f[l], self.term_b[l]))
+                m.d.comb += self.acc_f[l].eq(self.acc_b[l])
+                with m.If(self.clear):
+                    m.d.sync += [self.acc_g[l].eq(0), self.acc_b[l].eq(0)]
+                with m.Elif(self.take_f | self.take_b):
+                    m.d.sync += [self.acc_g[l].eq(g), self.acc_b[l].eq(b)]
+            return m
         for l in range(cfg.lanes):
-            if A == AB and not sumsq:
+            if A == AB:
                 # Forward and backward passes never overlap: the A accumulator and dgamma
                 # share one adder when the formats agree (the conventional presets).
                 shared = fp_add(m, f"acc_fg_l{l}", A,
@@ -118,7 +136,7 @@ class Stats(Elaboratable):
                           "g": fp_add(m, f"acc_g_l{l}", AB, self.acc_g[l], self.term_g[l])}
             totals["b"] = fp_add(m, f"acc_b_l{l}", AB, self.acc_b[l], self.term_b[l])
             for name, take, acc in (("f", self.take_f, self.acc_f[l]),
-                                    ("g", take_g, self.acc_g[l]),
+                                    ("g", self.take_b, self.acc_g[l]),
                                     ("b", self.take_b, self.acc_b[l])):
                 with m.If(self.clear):
                     m.d.sync += acc.eq(0)
