@@ -326,6 +326,10 @@ def policy_rows(result):
 
     rows = [("algorithm / gradient", f"{cfg.get('algorithm', '-')} / {cfg.get('grad', '-')}"),
             ("G lanes / K chunks", f"{cfg.get('lanes', '-')} / {cfg.get('chunks', '-')}"),
+            ("variance (conventional BN)",
+             {"centered": "centered: a pass summing (x - mu)^2",
+              "sumsq": "sumsq: sum x*x in pass 1, max(E[x^2] - mu^2, 0)"}.get(
+                  cfg.get("variance"), "-") if cfg.get("algorithm") == "conventional" else "-"),
             ("rounding", str(cfg.get("rounding", "-"))),
             ("streamed data, forward (x, y)", stream("fwd_fmt", "x", "y")),
             ("streamed data, backward (dy, dx)", stream("bwd_fmt", "dy", "dx"))]
