@@ -244,3 +244,19 @@ def test_sumsq_constant_channel_defined(name, m_w):
     ymax = np.abs(fwd.y).max()
     for c in (3, 5):
         np.testing.assert_allclose(fwd.y[:, c], beta[c], atol=0.07 * ymax)
+
+
+@pytest.mark.parametrize("name", sorted(SUMSQ_PRESETS))
+def test_sumsq_compiled_and_loop_paths_agree(name, monkeypatch):
+    """The one-pass sums run through the same sequential-sum kernel as every wide sum: with
+    numba (lightnorm.golden.fastfp) and without it (LIGHTNORM_GOLDEN_FAST=0) the bits agree."""
+    from lightnorm.golden import fastfp
+    cfg = SUMSQ_PRESETS[name]
+    x, _, gamma, beta = layer(shape=(2, 10, 4, 4), seed=15, offset=3.0)
+    fast = bn.forward(cfg, x, gamma, beta)
+    monkeypatch.setenv("LIGHTNORM_GOLDEN_FAST", "0")
+    assert not fastfp.enabled()
+    slow = bn.forward(cfg, x, gamma, beta)
+    np.testing.assert_array_equal(fast.y_beats, slow.y_beats)
+    for key in ("mu", "sig", "s"):
+        np.testing.assert_array_equal(fast.stats[key], slow.stats[key])
