@@ -175,8 +175,8 @@ def documented_op_counts(cfg):
         W_A = 3.0 if rng else 2.0
     # The last forward pass (range and one-pass: 2, conventional: 3) normalizes; phase names
     # as in bn.py.
-    c["fwd_pass3" if cfg.forward_passes == 3 else "fwd_pass2"] = merge({f"mul {P}": 1.0, f"add {P}": 1.0},
-                                                    cv(F, P), dec("x"), enc("y", P, F))
+    last = "fwd_pass3" if cfg.forward_passes == 3 else "fwd_pass2"
+    c[last] = merge({f"mul {P}": 1.0, f"add {P}": 1.0}, cv(F, P), dec("x"), enc("y", P, F))
     consts = merge(cv(A, C, 4.0), cv(C, A, 3.0))
     if rng:
         c["fwd_final"] = merge({f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 2.0,

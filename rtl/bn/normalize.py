@@ -21,8 +21,9 @@ the constants are C / CB words, widened exactly into P / PB)::
     enc    y -> y_bfp / F                       dx -> dx_bfp / B
 
 The statistics terms leave the pipeline in their own formats (x: F, d*d and x*x: P, dy*x_hat:
-PB, dy: B; the one-pass forward's x*x goes to the dgamma accumulator, PB holds P); with wide sums (``sum_mode == "wide"``) they are widened exactly into the stats
-block's sum formats W / WB here, with exact sums they enter its fixed-point accumulators as they
+PB, dy: B; the one-pass forward's x*x goes to the dgamma accumulator, PB holds P); with wide
+sums (``sum_mode == "wide"``) they are widened exactly into the stats block's sum formats W /
+WB here, with exact sums they enter its fixed-point accumulators as they
 are (the conventional forward converts x exactly into P, the variance terms' format).
 
 Units are shared between passes where the operation and format agree (L2 and L3 serve both
@@ -280,8 +281,8 @@ class Normalize(Elaboratable):
             # dgamma's term; variance "sumsq": x*x in pass 1 (P words, held exactly by PB)
             tg = out[f"m2{l}"]
             if sumsq:
-                tg = Mux(kind == KIND_STAT, fp_convert(m, f"cv_sq_pb_l{l}", P, PB, out[f"ma{l}"]),
-                         tg)
+                sq = fp_convert(m, f"cv_sq_pb_l{l}", P, PB, out[f"ma{l}"])
+                tg = Mux(kind == KIND_STAT, sq, tg)
             if cfg.exact_sums:
                 # Exact sums: the terms enter the fixed-point accumulators in their own
                 # formats (conventional: x converted exactly into P, the variance terms' format).

@@ -45,7 +45,8 @@ def programs(cfg):
     conventional "centered": pass 2), ``fwd_mu`` after pass 1 of the centered conventional
     forward (the mean the variance pass needs), ``bwd_final`` after backward pass 1.  Operand
     names: sequencer inputs ``sum``/``vsum`` (the forward accumulator, W or its fixed-point
-    word), ``sumsq`` (variance "sumsq": the sum of x*x in the dgamma accumulator), ``mx{j}``/``mn{j}`` (chunk extrema, F), ``inv_m_f, ck_f, eps_f,
+    word), ``sumsq`` (variance "sumsq": the sum of x*x in the dgamma accumulator),
+    ``mx{j}``/``mn{j}`` (chunk extrema, F), ``inv_m_f, ck_f, eps_f,
     gamma_f, beta_f`` (A), ``dgamma_w, dbeta_w`` (WB) and ``inv_m_b, ck_b, gamma_b, s_b`` (AB).
 
     Every sum arrives in (or is accumulated here in) its wide format W and is rounded once into
