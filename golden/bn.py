@@ -493,6 +493,16 @@ def _extremum_flags(cfg, x, mx, mn, starts, lengths):
     return flags[0], flags[1]
 
 
+def _clamp_negative(fmt, bits):
+    """``+0`` for a negative word (sign set and not NaN: -0, negative finite, -Inf), else the
+    word itself: the one-pass variance's ``max(var, +0)`` that lets a NaN through (the RTL's
+    ``clamp0`` sequencer step, a selection, not counted as an operation)."""
+    bits = np.asarray(bits)
+    cls, sign, _, _ = fp.unpack(fmt, bits)
+    neg = (sign != 0) & (cls != fp.NAN)
+    return np.where(neg, 0, bits).astype(fmt.dtype)
+
+
 def _is_zero(fmt, bits):
     """+-0 bit patterns (the hardware's zero detect on exponent and mantissa)."""
     return (np.asarray(bits).astype(np.int64) & (fmt.sign_mask - 1)) == 0
@@ -551,7 +561,7 @@ def _exact_sum(term_fmt, terms, acc):
     return out.astype(acc.dtype).reshape(shape)
 
 
-def _sum(ops, cfg, direction, terms, term_fmt, exact=None):
+def _sum(ops, cfg, direction, terms, term_fmt, exact=None, reg=None):
     """A sum of the unit (docs/bn-spec.md, "Sums").
 
     ``exact`` (default: ``cfg.exact_sums``): the exact sum of the terms rounded once into the
@@ -561,14 +571,15 @@ def _sum(ops, cfg, direction, terms, term_fmt, exact=None):
     W) are converted into W = ``sum_format(acc)``, added one per position in stream order from
     +0 (``acc = add_W(acc, term)``, the stats block's loop) and the complete sum is rounded ONCE
     into the accumulator format (the sequencer's ``convert`` step).  Returns ``(sum in W, sum
-    in acc)``.
+    in acc)``.  ``reg`` names the stats block's accumulator (``"f"``, ``"g"``; default that of
+    the direction) for the operation counts of an exact sum.
     """
     acc = cfg.fwd_acc_fmt if direction == "forward" else cfg.bwd_acc_fmt
     final = direction[:3].replace("for", "fwd").replace("bac", "bwd") + "_final"
     if cfg.exact_sums if exact is None else exact:
         # counted as integer adds of the register width ("fixadd X51m18") and one
         # fixed-to-float rounding per lane (synth/energy.py prices both)
-        reg = cfg.fix_fmt("f" if direction == "forward" else "g")
+        reg = cfg.fix_fmt(reg or ("f" if direction == "forward" else "g"))
         ops.count("fixadd", reg.name, np.size(terms))
         phase, ops.phase = ops.phase, final
         ops.count("convert", f"fixed->{acc.name}", np.size(terms) // max(1, len(terms)))
@@ -627,6 +638,12 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
 
     ops.phase = "fwd_pass1"
     _, total = _sum(ops, cfg, "forward", x, F)
+    sumsq = cfg.algorithm == "conventional" and cfg.variance == "sumsq"
+    if sumsq:
+        # one-pass variance: the squares in P, summed like the sum of x (the unit's dgamma
+        # accumulator holds this sum in the forward)
+        xp = ops.cv(F, x, P)
+        _, sqsum = _sum(ops, cfg, "forward", ops("mul", P, xp, xp), P, reg="g")
     extrema = {}
     if cfg.algorithm == "range":
         starts, lengths = chunk_layout(cfg, m)
@@ -643,6 +660,14 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
         sig = ops("mul", A, rng, ck)
         spread = rng
         den = ops("add", A, sig, eps)
+    elif sumsq:
+        # var = E[x^2] - mu^2 with the A word mu (not mu_c); a negative difference (rounding,
+        # cancellation when |mu| >> sigma) is clamped to +0: a sign select that keeps NaN.
+        e2 = ops("mul", A, sqsum, inv_m)
+        var = ops("sub", A, e2, ops("mul", A, mu, mu))
+        sig = _clamp_negative(A, var)
+        spread = sig
+        den = ops("sqrt", A, ops("add", A, sig, eps))
     else:
         ops.phase = "fwd_pass2"
         d = ops("sub", P, ops.cv(F, x, P), ops.cv(C, mu_c, P))
@@ -657,7 +682,7 @@ def forward_stream(cfg, x, gamma, beta, ops=None):
     s = np.where(_is_zero(A, spread), 0, s).astype(A.dtype)
     s_c, a_c, b_c = _forward_finalize(ops, cfg, gamma, beta, mu_c, s)
 
-    ops.phase = "fwd_pass2" if cfg.algorithm == "range" else "fwd_pass3"
+    ops.phase = "fwd_pass3" if cfg.forward_passes == 3 else "fwd_pass2"
     y_acc = _affine_pass(ops, cfg, x, a_c, b_c)
     return {"y_acc": y_acc, "sum": total, "mu": mu_c, "sig": sig, "s": s_c, "a": a_c, "b": b_c,
             **extrema, "consts": k}

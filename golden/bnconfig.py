@@ -12,15 +12,19 @@ import numpy as np
 from . import fp
 from .formats import FloatFormat, BfpFormat, FP32, BF16, FP10_154, FP10_163, ROUNDING_MODES
 
-__all__ = ["ALGORITHMS", "GRADIENTS", "BNConfig", "LIGHTNORM", "LIGHTNORM_RNE",
+__all__ = ["ALGORITHMS", "GRADIENTS", "VARIANCES", "BNConfig", "LIGHTNORM", "LIGHTNORM_RNE",
            "LIGHTNORM_WIDE", "FP32_BN", "BF16_BN", "BN_PRESETS", "BF16_ACC", "FP32_ACC",
            "sum_format", "policy_between", "lightnorm_policy", "SUM_MODES", "FixedFormat",
-           "exact_sum_format"]
+           "exact_sum_format", "FP32_BN_SUMSQ", "BF16_BN_SUMSQ", "SUMSQ_PRESETS"]
 
 #: Forward algorithms: range BN (sigma from chunk max - min) or the conventional two-moment BN.
 ALGORITHMS = ("range", "conventional")
 #: Backward forms: the standard BN gradient, or the exact gradient of the range-BN forward.
 GRADIENTS = ("bn", "range")
+#: How the conventional forward gathers the variance (docs/bn-spec.md section 4):
+#: "centered" = a second pass summing (x - mu)^2 after the mean (3 forward passes); "sumsq" =
+#: sum x and sum x*x in one pass, var = max(E[x^2] - mu^2, 0) on the sequencer (2 passes).
+VARIANCES = ("centered", "sumsq")
 
 #: "bf16+8": BF16 with the 8 extra mantissa bits LightNorm gives its accumulators, and the
 #: exponent widened by one so that no sum of max_m = 65536 BF16 terms can overflow.
@@ -145,10 +149,18 @@ class BNConfig:
     Parameters
     ----------
     algorithm : str
-        ``"range"`` (range BN, 2 forward passes) or ``"conventional"`` (3 forward passes).
+        ``"range"`` (range BN, 2 forward passes) or ``"conventional"`` (3 forward passes, 2 with
+        ``variance="sumsq"``).
     grad : str
         ``"bn"`` (standard BN gradient) or ``"range"`` (exact gradient of range BN through the
         chunk argmax/argmin; requires ``algorithm="range"``).
+    variance : str
+        Conventional forward only: ``"centered"`` (default: a variance pass summing
+        ``(x - mu)^2``) or ``"sumsq"`` (one statistics pass gathering ``sum x`` and
+        ``sum x*x``; ``var = max(E[x^2] - mu^2, +0)`` on the sequencer, docs/bn-spec.md
+        section 4).  ``"sumsq"`` needs ``algorithm="conventional"``; the unit accumulates the
+        squares in the backward dgamma accumulator, so it also needs ``bwd_op_fmt`` to hold
+        ``fwd_op_fmt`` and, with wide sums, ``bwd_acc_fmt == fwd_acc_fmt``.
     fwd_fmt, bwd_fmt : FloatFormat
         Data formats of x/y and dy/dx words (the BFP element formats).
     fwd_acc_fmt, bwd_acc_fmt : FloatFormat
@@ -189,6 +201,7 @@ class BNConfig:
 
     algorithm: str = "range"
     grad: str = "range"
+    variance: str = "centered"
     fwd_fmt: FloatFormat = FP10_154
     bwd_fmt: FloatFormat = FP10_163
     fwd_acc_fmt: FloatFormat = FloatFormat(6, 12)
@@ -221,6 +234,11 @@ class BNConfig:
             raise ValueError(f"grad must be one of {GRADIENTS}, not {self.grad!r}")
         if self.grad == "range" and self.algorithm != "range":
             raise ValueError(f"grad 'range' needs algorithm 'range', not {self.algorithm!r}")
+        if self.variance not in VARIANCES:
+            raise ValueError(f"variance must be one of {VARIANCES}, not {self.variance!r}")
+        if self.variance == "sumsq" and self.algorithm != "conventional":
+            raise ValueError(f"variance 'sumsq' needs algorithm 'conventional', not "
+                             f"{self.algorithm!r}")
         if self.rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding must be one of {ROUNDING_MODES}, not {self.rounding!r}")
         if self.sum_mode not in SUM_MODES:
@@ -280,13 +298,15 @@ class BNConfig:
         sums = [("fwd_acc_fmt", "sum of x", F, self.max_m)]
         if self.algorithm == "range":
             sums.append(("fwd_acc_fmt", "chunk max/min sums", F, self.chunks))
+        elif self.variance == "sumsq":
+            sums.append(("fwd_acc_fmt", "sum of squares", P, self.max_m))
         else:
             sums.append(("fwd_acc_fmt", "variance sum", P, self.max_m))
         sums += [("bwd_acc_fmt", "dbeta", B, self.max_m), ("bwd_acc_fmt", "dgamma", PB,
                                                             self.max_m)]
         for acc, what, term, n in sums:
             fa = getattr(self, acc)
-            if term == fa and what in ("variance sum", "dgamma"):
+            if term == fa and what in ("variance sum", "sum of squares", "dgamma"):
                 continue
             need = n * _max_value(term)
             if _max_value(fa) < need:
@@ -297,6 +317,20 @@ class BNConfig:
                     f"{acc} ({fa.name}) overflows on the {what} at max_m ({self.max_m}): "
                     f"{n} terms of up to {_max_value(term):.6g} need at least {bits} exponent "
                     f"bits (E{bits}M{fa.man_bits})")
+
+        if self.variance == "sumsq":
+            # The unit gathers sum x*x in the backward dgamma accumulator (forward and backward
+            # never overlap): its register must take the P terms and round like the forward's.
+            P, PB = self.fwd_op, self.bwd_op
+            if not _holds(PB, P):
+                raise ValueError(
+                    f"variance 'sumsq' accumulates x*x (fwd_op_fmt, {P.name}) in the dgamma "
+                    f"accumulator: bwd_op_fmt ({PB.name}) must hold every value of fwd_op_fmt")
+            if not self.exact_sums and self.bwd_acc_fmt != self.fwd_acc_fmt:
+                raise ValueError(
+                    f"variance 'sumsq' with sum_mode 'wide' sums x*x in the dgamma "
+                    f"accumulator's wide format: bwd_acc_fmt ({self.bwd_acc_fmt.name}) must "
+                    f"equal fwd_acc_fmt ({self.fwd_acc_fmt.name})")
 
         if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float, np.floating)):
             raise ValueError(f"eps must be a float, not {self.eps!r}")
@@ -353,10 +387,14 @@ class BNConfig:
 
     def sum_term_fmts(self):
         """``{sum: [term FloatFormats]}`` of the sums of m terms, keyed as the stats block's
-        accumulators: ``"f"`` (sum of x; conventional: also the variance terms P), ``"g"``
-        (dgamma, PB terms), ``"b"`` (dbeta, B terms)."""
-        f = [self.fwd_fmt] + ([self.fwd_op] if self.algorithm == "conventional" else [])
-        return {"f": f, "g": [self.bwd_op], "b": [self.bwd_fmt]}
+        accumulators: ``"f"`` (sum of x; conventional "centered": also the variance terms P),
+        ``"g"`` (dgamma, PB terms; variance "sumsq": also the forward's x*x, P terms, which PB
+        holds), ``"b"`` (dbeta, B terms).  The last format of each list is the one the
+        accumulator's terms arrive in."""
+        centered = self.algorithm == "conventional" and self.variance == "centered"
+        f = [self.fwd_fmt] + ([self.fwd_op] if centered else [])
+        g = ([self.fwd_op] if self.variance == "sumsq" else []) + [self.bwd_op]
+        return {"f": f, "g": g, "b": [self.bwd_fmt]}
 
     def fix_fmt(self, acc):
         """The fixed-point register of accumulator ``acc`` (``"f"``, ``"g"``, ``"b"``) in
@@ -419,7 +457,7 @@ class BNConfig:
 
     @property
     def forward_passes(self):
-        return 2 if self.algorithm == "range" else 3
+        return 3 if self.algorithm == "conventional" and self.variance == "centered" else 2
 
     @property
     def name(self):
@@ -432,6 +470,7 @@ class BNConfig:
             if fmts != [self.fwd_acc_fmt, self.bwd_acc_fmt]:
                 pol += f"_{tag}{base(fmts[0])}_{base(fmts[1])}"
         pol += "_sx" if self.exact_sums else ""
+        pol += "_sq" if self.variance == "sumsq" else ""
         return (f"{self.algorithm}_{self.grad}_{base(self.fwd_fmt)}_{base(self.bwd_fmt)}_"
                 f"a{base(self.fwd_acc_fmt)}_{base(self.bwd_acc_fmt)}{pol}_"
                 f"g{self.lanes}k{self.chunks}_{self.rounding}")
@@ -506,6 +545,16 @@ FP32_BN = BNConfig(algorithm="conventional", grad="bn", fwd_fmt=FP32, bwd_fmt=FP
 BF16_BN = FP32_BN.replace(fwd_fmt=BF16, bwd_fmt=BF16, fwd_op_fmt=BF16, bwd_op_fmt=BF16,
                           fwd_const_fmt=BF16, bwd_const_fmt=BF16, fwd_acc_fmt=BF16_ACC,
                           bwd_acc_fmt=BF16_ACC)
+
+#: The conventional baselines with a one-pass forward (issue 9, "equal care for the
+#: baselines"): sum x and sum x*x in one statistics pass, var = max(E[x^2] - mu^2, 0), two
+#: forward passes instead of three.  Additional baselines of the area report (synth/designs.py)
+#: and of one Verilator regression (BF16); not in BN_PRESETS, so make verilog, the study and
+#: the every-preset regressions are unchanged.  Config files: ``base = "fp32_bn"`` with
+#: ``variance = "sumsq"``.
+FP32_BN_SUMSQ = FP32_BN.replace(variance="sumsq")
+BF16_BN_SUMSQ = BF16_BN.replace(variance="sumsq")
+SUMSQ_PRESETS = {"fp32_bn_sumsq": FP32_BN_SUMSQ, "bf16_bn_sumsq": BF16_BN_SUMSQ}
 
 #: Name -> preset, the table every tool iterates over.
 BN_PRESETS = {"lightnorm": LIGHTNORM, "lightnorm_rne": LIGHTNORM_RNE,

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from ..golden.formats import FLOAT_PRESETS, FP32
 
 __all__ = [
-    "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "BFP_MAX_MAN", "HEADLINE", "HEADLINE_M",
+    "BN_BLOCKS", "TOP_BLOCK", "BN_LANES", "BFP_MAX_MAN", "HEADLINE", "ADDITIONAL_BASELINES",
+    "HEADLINE_M",
     "POLICY_FIELDS", "Design", "block_of", "bn_params", "unit_designs", "bn_designs",
     "default_designs", "pending", "select", "flow_parser", "select_or_exit",
 ]
@@ -43,6 +44,12 @@ BN_LANES = 8
 
 #: The headline compares this BN preset against the baselines (keys of bnconfig.BN_PRESETS).
 HEADLINE = ("lightnorm", ("fp32_bn", "bf16_bn"))
+
+#: Additional baselines (keys of bnconfig.SUMSQ_PRESETS): the conventional units with the
+#: one-pass variance (issue 9, "equal care for the baselines").  They are synthesized with the
+#: presets and listed in the headline, which also gives the main preset's ratios against them;
+#: the issue's target ratios stay those against HEADLINE's baselines.
+ADDITIONAL_BASELINES = ("fp32_bn_sumsq", "bf16_bn_sumsq")
 
 #: Positions per channel m at which the headline counts cycles (forward + backward).
 HEADLINE_M = 4096
@@ -217,7 +224,8 @@ def bn_params(cfg):
 
 
 def bn_designs(lanes=BN_LANES):
-    """Designs for every BN preset (``lightnorm.golden.bnconfig.BN_PRESETS``) at ``lanes`` lanes.
+    """Designs for every BN preset (``lightnorm.golden.bnconfig.BN_PRESETS``), then the
+    additional baselines (:data:`ADDITIONAL_BASELINES`, ``SUMSQ_PRESETS``), at ``lanes`` lanes.
 
     The BN unit is built as ``BNUnit(config)``; the config carries the lane count, and presets
     whose lane count differs are rebuilt with ``lanes`` (and BFP groups of the same size).
@@ -225,7 +233,8 @@ def bn_designs(lanes=BN_LANES):
     unit = _bn_unit()
     if unit is None:
         return []
-    from ..golden.bnconfig import BN_PRESETS as presets
+    from ..golden.bnconfig import BN_PRESETS, SUMSQ_PRESETS
+    presets = {**BN_PRESETS, **{n: SUMSQ_PRESETS[n] for n in ADDITIONAL_BASELINES}}
     out = []
     for name, cfg in presets.items():
         if cfg.lanes != lanes:

@@ -133,6 +133,7 @@ def documented_op_counts(cfg):
     P, PB, C, CB = n(cfg.fwd_op), n(cfg.bwd_op), n(cfg.fwd_const), n(cfg.bwd_const)
     W, WB = n(cfg.fwd_sum_fmt), n(cfg.bwd_sum_fmt)
     rng = cfg.algorithm == "range"
+    sumsq = cfg.variance == "sumsq"      # conventional, one pass: x*x summed in pass 1
     dec = lambda t: {f"bfp_decode {t}": 1.0} if getattr(cfg, f"{t}_bfp") else {}  # noqa: E731
     enc = lambda t, src, dst: ({f"bfp_encode {t}": 1.0} if getattr(cfg, f"{t}_bfp")  # noqa: E731
                                else {} if src == dst else {f"convert {src}->{dst}": 1.0})
@@ -152,8 +153,9 @@ def documented_op_counts(cfg):
         # exact sums: fixed-point adds of the term's register, one rounding into A / AB each
         sx = lambda k: {f"fixadd {cfg.fix_fmt(k).name}": 1.0}  # noqa: E731
         c = {"fwd_pass1": merge(sx("f"), dec("x"),
-                                {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {})}
-        if not rng:
+                                {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {},
+                                merge({f"mul {P}": 1.0}, cv(F, P), sx("g")) if sumsq else {})}
+        if not rng and not sumsq:
             c["fwd_pass2"] = merge({f"sub {P}": 1.0, f"mul {P}": 1.0}, sx("f"),
                                    cv(F, P), dec("x"))
         fin = {f"convert fixed->{A}": 1.0 if rng else 2.0}
@@ -162,23 +164,29 @@ def documented_op_counts(cfg):
         W_A = 2.0 if rng else 0.0
     else:
         c = {"fwd_pass1": merge({f"add {W}": 1.0}, cv(F, W), dec("x"),
-                                {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {})}
-        if not rng:
+                                {f"max {F}": 1.0, f"min {F}": 1.0} if rng else {},
+                                merge({f"mul {P}": 1.0, f"add {W}": 1.0}, cv(F, P), cv(P, W))
+                                if sumsq else {})}
+        if not rng and not sumsq:
             c["fwd_pass2"] = merge({f"sub {P}": 1.0, f"mul {P}": 1.0, f"add {W}": 1.0},
                                    cv(F, P), cv(P, W), dec("x"))
         fin, bfin = {}, cv(WB, AB, 2.0)
         bsum = merge({f"add {WB}": 2.0}, cv(PB, WB), cv(B, WB))
         W_A = 3.0 if rng else 2.0
-    # The last forward pass (range: 2, conventional: 3) normalizes; phase names as in bn.py.
-    c["fwd_pass2" if rng else "fwd_pass3"] = merge({f"mul {P}": 1.0, f"add {P}": 1.0},
-                                                    cv(F, P), dec("x"), enc("y", P, F))
+    # The last forward pass (range and one-pass: 2, conventional: 3) normalizes; phase names
+    # as in bn.py.
+    last = "fwd_pass3" if cfg.forward_passes == 3 else "fwd_pass2"
+    c[last] = merge({f"mul {P}": 1.0, f"add {P}": 1.0}, cv(F, P), dec("x"), enc("y", P, F))
     consts = merge(cv(A, C, 4.0), cv(C, A, 3.0))
     if rng:
         c["fwd_final"] = merge({f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 2.0,
                                 f"div {A}": 1.0, f"add {W}": 2.0 * k}, cv(F, W, 2.0 * k),
                                cv(W, A, W_A), fin, consts)
     else:
-        c["fwd_final"] = merge({f"mul {A}": 4.0, f"add {A}": 1.0, f"sub {A}": 1.0,
+        # one-pass: e2 = sumsq/m and mu*mu (mul), var = e2 - mu^2 (sub); the clamp is a
+        # selection
+        c["fwd_final"] = merge({f"mul {A}": 5.0 if sumsq else 4.0, f"add {A}": 1.0,
+                                f"sub {A}": 2.0 if sumsq else 1.0,
                                 f"sqrt {A}": 1.0, f"div {A}": 1.0}, cv(W, A, W_A), fin,
                                consts)
     # grad "range" re-detects the chunk extrema of x: pass 1 tracks them as the forward does,

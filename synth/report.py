@@ -3,7 +3,8 @@
 The Markdown report leads with the headline: every BN preset's area, flip-flops, cycles per
 element of a forward + backward step at m = :data:`~lightnorm.synth.designs.HEADLINE_M` (from
 the cycle model recorded with the design) and area x cycles per element, as ratios to the FP32
-and BF16 BN baselines; then each preset's precision policy side by side, and per block what its
+and BF16 BN baselines, and the main preset's ratios against the additional (one-pass)
+baselines; then each preset's precision policy side by side, and per block what its
 area is made of (arithmetic cores, flip-flops, the rest:
 :func:`lightnorm.synth.flow.block_contents`).
 The same numbers are in area.json's ``headline`` (:func:`headline`).  Without BN designs the
@@ -17,7 +18,7 @@ import os
 import re
 
 from . import liberty
-from .designs import BN_BLOCKS, HEADLINE, HEADLINE_M, TOP_BLOCK
+from .designs import ADDITIONAL_BASELINES, BN_BLOCKS, HEADLINE, HEADLINE_M, TOP_BLOCK
 
 __all__ = ["DEFINITIONS", "headline", "policy_rows", "write_reports", "write_json", "write_csv",
            "write_markdown", "write_plot", "CSV_COLUMNS"]
@@ -93,7 +94,10 @@ def headline(results):
         there: ``design``, ``area_ge``, ``baselines`` {present baseline: ``area_ge``,
         ``ratio``, ``saving`` = 1 - ratio} and per-block ``blocks`` {block: ``lightnorm_ge``,
         baseline + ``_ge``, baseline + ``_saving`` (None where the baseline has no such
-        block)}.
+        block)}; ``additional_baseline_names`` (:data:`ADDITIONAL_BASELINES`),
+        ``missing_additional_baselines`` and, when the main preset is there,
+        ``additional_baselines`` {present one: ``area_ge``, ``ff_count``, ``cycles``,
+        ``ratio``, ``saving`` and ``area_x_cycles_ratio`` of the main preset against it}.
     """
     bn = _bn(results)
     if not bn:
@@ -123,11 +127,24 @@ def headline(results):
             b: _ratio(p["area_x_cycles_per_element"],
                       presets[b]["area_x_cycles_per_element"]) if b in bn else None
             for b in baselines}
+    extra = [b for b in ADDITIONAL_BASELINES if b not in baselines]
     out = {"m": m, "definitions": dict(DEFINITIONS), "main": main,
            "baseline_names": list(baselines),
-           "missing_baselines": [b for b in baselines if b not in bn], "presets": presets}
+           "missing_baselines": [b for b in baselines if b not in bn], "presets": presets,
+           "additional_baseline_names": extra,
+           "missing_additional_baselines": [b for b in extra if b not in bn]}
     if main not in bn:
         return out
+    out["additional_baselines"] = {}
+    for b in extra:
+        if b not in bn:
+            continue
+        ratio = _ratio(presets[main]["area_um2"], presets[b]["area_um2"])
+        out["additional_baselines"][b] = {
+            "area_ge": bn[b]["area_ge"], "ff_count": bn[b]["ff_count"],
+            "cycles": presets[b]["cycles"], "ratio": ratio, "saving": 1 - ratio,
+            "area_x_cycles_ratio": _ratio(presets[main]["area_x_cycles_per_element"],
+                                          presets[b]["area_x_cycles_per_element"])}
     ln = bn[main]
     out.update({"design": main, "area_ge": ln["area_ge"], "baselines": {}, "blocks": {}})
     for b in present:
@@ -233,6 +250,23 @@ def _md_headline(results, pending):
     if h["missing_baselines"]:
         lines += ["", "Baselines not in this run (their ratios are n/a): "
                   + ", ".join(h["missing_baselines"]) + "."]
+    extra = h.get("additional_baselines")
+    if extra:
+        lines += ["", f"Additional baselines: the conventional units with the one-pass variance "
+                  "(`variance = \"sumsq\"`: sum x and sum x*x in one statistics pass, "
+                  "var = max(E[x^2] - mu^2, 0); docs/bn-spec.md section 4), two forward passes "
+                  f"instead of three. {main} against them (the ratios above stay those against "
+                  f"{', '.join(baselines)}):", "",
+                  f"| baseline | area GE | flip-flops | forward cycles / group | {main} area / "
+                  f"baseline | {main} area x cycles / baseline |", "|---|---:|---:|---:|---:|---:|"]
+        for b, v in extra.items():
+            c = v["cycles"]
+            fwd = "n/a" if c is None else f"{c['forward']:,} ({c['forward_formula']})"
+            lines.append(f"| {b} | {_fmt_ge(v['area_ge'])} | {v['ff_count']:,} | {fwd} | "
+                         f"{_x(v['ratio'])} | {_x(v['area_x_cycles_ratio'])} |")
+    if h.get("missing_additional_baselines") and "additional_baselines" in h:
+        lines += ["", "Additional baselines not in this run: "
+                  + ", ".join(h["missing_additional_baselines"]) + "."]
     if notes:
         lines += ["", "No cycle numbers for " + "; ".join(notes) + "."]
     if "blocks" in h and h["baselines"]:
@@ -292,6 +326,10 @@ def policy_rows(result):
 
     rows = [("algorithm / gradient", f"{cfg.get('algorithm', '-')} / {cfg.get('grad', '-')}"),
             ("G lanes / K chunks", f"{cfg.get('lanes', '-')} / {cfg.get('chunks', '-')}"),
+            ("variance (conventional BN)",
+             {"centered": "centered: a pass summing (x - mu)^2",
+              "sumsq": "sumsq: sum x*x in pass 1, max(E[x^2] - mu^2, 0)"}.get(
+                  cfg.get("variance"), "-") if cfg.get("algorithm") == "conventional" else "-"),
             ("rounding", str(cfg.get("rounding", "-"))),
             ("streamed data, forward (x, y)", stream("fwd_fmt", "x", "y")),
             ("streamed data, backward (dy, dx)", stream("bwd_fmt", "dy", "dx"))]

@@ -23,7 +23,7 @@ import pytest
 
 from lightnorm.golden import bn as gbn
 from lightnorm.golden import fp
-from lightnorm.golden.bnconfig import BN_PRESETS
+from lightnorm.golden.bnconfig import BN_PRESETS, SUMSQ_PRESETS
 
 from .simulate import (WAIVERS, _TIMESCALE, _runner, _safe, _write_if_changed, build_root,
                        simulator, verilog_of)
@@ -436,10 +436,12 @@ def check_beats(name, expected, got):
 
 # -- tests ----------------------------------------------------------------------------------------
 #: Small configurations for the Python-simulator regression: (preset, G, K, changes); the
-#: first two run in ``make test``, the others (about a minute each) in ``make test-long``.
+#: first three run in ``make test`` (the third: the one-pass variance with exact sums and rtz,
+#: a few seconds), the others (about a minute each) in ``make test-long``.
 PYSIM_CONFIGS = [
     ("lightnorm", 2, 2, {}),
     ("bf16_bn", 2, 2, {}),
+    ("bf16_bn", 2, 1, {"variance": "sumsq", "sum_mode": "exact", "rounding": "rtz"}),
     ("lightnorm", 3, 3, {"grad": "bn", "mul_stages": 2, "bfp_stages": 0}),
     ("lightnorm_rne", 2, 3, {"add_stages": 0, "mul_stages": 0, "div_stages": 0}),
     ("fp32_bn", 1, 1, {"sqrt_stages": 0}),
@@ -447,7 +449,7 @@ PYSIM_CONFIGS = [
 
 
 @pytest.mark.parametrize("preset,lanes,chunks,changes", [
-    pytest.param(*c, id=f"{c[0]}-g{c[1]}k{c[2]}-{i}", marks=[pytest.mark.long] if i >= 2 else [])
+    pytest.param(*c, id=f"{c[0]}-g{c[1]}k{c[2]}-{i}", marks=[pytest.mark.long] if i >= 3 else [])
     for i, c in enumerate(PYSIM_CONFIGS)])
 def test_bn_pysim(preset, lanes, chunks, changes):
     """Forward, backward and inference, back to back, with pauses, in Amaranth's simulator."""
@@ -591,7 +593,20 @@ def test_bn_presets(preset):
     """The presets at full size (G = 8): every layer of LAYERS (ICARUS_LAYERS on Icarus) back
     to back, without pauses (cycles checked against the model of docs/interface.md) and with
     random pauses on all five streams, a reset before each phase."""
-    cfg = BN_PRESETS[preset]
+    _full_size_regression(BN_PRESETS[preset], preset)
+
+
+@pytest.mark.parametrize("preset", [
+    pytest.param(p, marks=[pytest.mark.long] if p != "bf16_bn_sumsq" else [])
+    for p in SUMSQ_PRESETS])
+def test_bn_sumsq_presets(preset):
+    """The one-pass conventional baselines (variance "sumsq", bnconfig.SUMSQ_PRESETS) at full
+    size, as test_bn_presets: BF16_BN_SUMSQ in ``make test``, FP32_BN_SUMSQ (the same RTL
+    paths with wider words, one more Verilator build of a G = 8 unit) in ``make test-long``."""
+    _full_size_regression(SUMSQ_PRESETS[preset], preset)
+
+
+def _full_size_regression(cfg, preset):
     rng = np.random.default_rng(7)
     commands = []
     for shape, kind, modes in (ICARUS_LAYERS if simulator() == "icarus" else LAYERS):
@@ -646,7 +661,8 @@ def random_hdl_config(seed, lanes):
     pipeline depth.  The discrete choices that matter most cycle with ``seed`` so that any four
     consecutive seeds cover them: algorithm and gradient (range/range, range/bn, conventional/bn
     for seed % 3 = 0, 1, 2), rounding (rne for even seeds, rtz for odd), FTZ (seed % 4 == 1),
-    sum mode (exact for seed // 2 even, wide for odd).
+    sum mode (exact for seed // 2 even, wide for odd); conventional configs draw the variance
+    form (:func:`draw_variance`).
     """
     from lightnorm.golden.bnconfig import BNConfig
     from lightnorm.golden.formats import BfpFormat, FloatFormat
@@ -676,17 +692,56 @@ def random_hdl_config(seed, lanes):
 
     eps_choices = [0.0, 2.0 ** -4, 2.0 ** -2, 1e-3]
     eps = float(r.choice(eps_choices))
+    sum_mode = ("exact", "wide")[(seed // 2) % 2]
+    variance = draw_variance(r, algorithm, sum_mode, policy, (B, max_m))
     A = policy["fwd_acc_fmt"]
     if eps and fp.decode(A, fp.encode(A.replace(rounding="rne"), eps)) == 0:
         eps = 2.0 ** -2          # would round to zero in a narrow fwd_acc_fmt
-    return BNConfig(algorithm=algorithm, grad=grad, fwd_fmt=F, bwd_fmt=B, **policy,
+    return BNConfig(algorithm=algorithm, grad=grad, variance=variance, fwd_fmt=F, bwd_fmt=B,
+                    **policy,
                     x_bfp=bfp(F), y_bfp=bfp(F), dy_bfp=bfp(B), dx_bfp=bfp(B),
                     lanes=lanes, chunks=K, eps=eps,
-                    rounding=("rne", "rtz")[seed % 2], max_m=max_m,
-                    sum_mode=("exact", "wide")[(seed // 2) % 2],
+                    rounding=("rne", "rtz")[seed % 2], max_m=max_m, sum_mode=sum_mode,
                     add_stages=int(r.integers(0, 3)), mul_stages=int(r.integers(0, 3)),
                     div_stages=int(r.integers(0, 4)), sqrt_stages=int(r.integers(0, 4)),
                     minmax_stages=int(r.integers(0, 2)), bfp_stages=int(r.integers(0, 3)))
+
+
+def draw_variance(r, algorithm, sum_mode, policy, terms):
+    """The variance form of a random config: conventional configs take ``"sumsq"`` with
+    probability 1/2, and ``policy`` (:func:`random_policy`'s fields, changed in place) is then
+    made valid for it.  The unit gathers x*x in the dgamma accumulator, so PB must hold P and,
+    with wide sums, AB must equal A.  Wide: A = AB = the smallest format holding both, and PB,
+    CB become AB if PB does not hold P; exact: PB (or AB when PB = AB) grows to hold P, AB with
+    it, with the exponent bits its dgamma sum then needs (``terms`` = ``(B, max_m)``, for
+    :func:`~lightnorm.golden.bnconfig._widen_for_sums`).  Formats only grow, so every other
+    rule still holds."""
+    from lightnorm.golden.bnconfig import _holds, _widen_for_sums
+    from lightnorm.golden.formats import FloatFormat
+
+    def join(a, b):
+        return FloatFormat(max(a.exp_bits, b.exp_bits), max(a.man_bits, b.man_bits),
+                           subnormals=a.subnormals)
+    if algorithm != "conventional" or r.random() < 0.5:
+        return "centered"
+    B, n = terms
+    if sum_mode == "wide":
+        # AB = A = the smallest format holding both; if PB does not hold P, the backward ops
+        # and constants move to AB (PB = CB = AB = A holds P)
+        both = join(policy["fwd_acc_fmt"], policy["bwd_acc_fmt"])
+        policy["fwd_acc_fmt"] = policy["bwd_acc_fmt"] = both
+        P = policy["fwd_op_fmt"] or both
+        if policy["bwd_op_fmt"] is not None and not _holds(policy["bwd_op_fmt"], P):
+            policy["bwd_op_fmt"] = policy["bwd_const_fmt"] = None
+        return "sumsq"
+    P = policy["fwd_op_fmt"] or policy["fwd_acc_fmt"]
+    if policy["bwd_op_fmt"] is None:                # PB = CB = AB
+        policy["bwd_acc_fmt"] = join(policy["bwd_acc_fmt"], P)
+    elif not _holds(policy["bwd_op_fmt"], P):
+        PB = policy["bwd_op_fmt"] = join(policy["bwd_op_fmt"], P)
+        policy["bwd_acc_fmt"] = _widen_for_sums(join(policy["bwd_acc_fmt"], PB),
+                                                [(B, n), (PB, n)])
+    return "sumsq"
 
 
 def sweep_layers(cfg, seed, big_m):
@@ -805,11 +860,13 @@ def random_config(seed):
 
     max_m = int(r.choice([64, 1000]))
     policy = random_policy(r, F, B, A, AB, algorithm, K, max_m, sub)
-    return BNConfig(algorithm=algorithm, grad=grad, fwd_fmt=F, bwd_fmt=B, **policy,
+    sum_mode = ("exact", "wide")[(seed // 2) % 2]
+    variance = draw_variance(r, algorithm, sum_mode, policy, (B, max_m))
+    return BNConfig(algorithm=algorithm, grad=grad, variance=variance, fwd_fmt=F, bwd_fmt=B,
+                    **policy,
                     x_bfp=bfp(F), y_bfp=bfp(F), dy_bfp=bfp(B), dx_bfp=bfp(B),
                     lanes=G, chunks=K, eps=float(r.choice([0.0, 2.0 ** -4, 2.0 ** -2])),
-                    rounding=("rne", "rtz")[seed % 2], max_m=max_m,
-                    sum_mode=("exact", "wide")[(seed // 2) % 2],
+                    rounding=("rne", "rtz")[seed % 2], max_m=max_m, sum_mode=sum_mode,
                     add_stages=int(r.integers(0, 3)), mul_stages=int(r.integers(0, 3)),
                     div_stages=int(r.integers(0, 4)), sqrt_stages=int(r.integers(0, 4)),
                     minmax_stages=0, bfp_stages=int(r.integers(0, 3)))

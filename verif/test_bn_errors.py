@@ -221,11 +221,14 @@ def test_err_layout_in_manifest():
         assert gbn.error_width(cfg) == 5 + cfg.m_bits
 
 
-def test_bn_pysim_refused_conventional():
+@pytest.mark.parametrize("variance", ["centered", "sumsq"])
+def test_bn_pysim_refused_conventional(variance):
     """The conventional rules in Amaranth's simulator (bf16_bn, G = 2, K = 2, max_m = 20):
     m = 0, m > max_m, mode 3 refused; m < 2K and junk q, r run (no chunks); each refused
-    command followed by a valid one, with pauses."""
-    cfg = CONV_CFG
+    command followed by a valid one, with pauses.  The one-pass variance (``"sumsq"``) drops
+    2m data beats of a refused forward instead of 3m."""
+    cfg = CONV_CFG.replace(variance=variance)
+    assert gbn.command_data_beats(cfg, "forward", 5) == (15 if variance == "centered" else 10)
     rng = np.random.default_rng(3)
     valid = commands_for(cfg, rng, (1, 3, 1, 3), "normal", ("forward", "backward",
                                                               "inference"))

@@ -133,6 +133,20 @@ def test_generic_over_fields(monkeypatch):
         assert str(exc.value).startswith("<x>: " + needle), str(exc.value)
 
 
+def test_variance_field():
+    """``variance`` is read like any field: base = "fp32_bn" with variance = "sumsq" is the
+    one-pass baseline FP32_BN_SUMSQ; on a range config the line names the field and why."""
+    from lightnorm.golden.bnconfig import FP32_BN_SUMSQ
+    cf = parse_config(_toml('base = "fp32_bn"\nvariance = "sumsq"\n'), "<v>", name="fp32_sq")
+    assert cf.config == FP32_BN_SUMSQ and cf.keys == ("variance",)
+    assert 'variance = "sumsq"' in config_toml(cf.config)
+    assert parse_config(_toml(config_toml(cf.config)), "<v>", name="v").config == FP32_BN_SUMSQ
+    with pytest.raises(ConfigFileError) as exc:
+        parse_config(_toml('base = "lightnorm"\nvariance = "sumsq"\n'), "<v>", name="v")
+    assert str(exc.value).startswith('<v>: variance = "sumsq": variance \'sumsq\' needs '
+                                     "algorithm 'conventional', not 'range'"), str(exc.value)
+
+
 # -- invalid files ------------------------------------------------------------------------------
 #: (id, file text, what the one line must contain besides the file: field, value, allowed).
 INVALID = [

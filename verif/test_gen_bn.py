@@ -21,7 +21,7 @@ import pytest
 
 from lightnorm.gen.generate import _probe, bn_layouts
 from lightnorm.golden import bn as gbn
-from lightnorm.golden.bnconfig import BN_PRESETS
+from lightnorm.golden.bnconfig import BN_PRESETS, SUMSQ_PRESETS
 
 _DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -97,7 +97,8 @@ def test_probe_rejects_overlaps_and_gaps():
         _probe(4, lambda b: {"a": (b & 1) | ((b >> 2) & 1), "b": (b >> 1) & 1})   # a twice
 
 
-_NAMES = {"LIGHTNORM": "lightnorm", "FP32_BN": "fp32_bn", "BF16_BN": "bf16_bn"}
+_NAMES = {"LIGHTNORM": "lightnorm", "FP32_BN": "fp32_bn", "BF16_BN": "bf16_bn",
+          "FP32_BN_SUMSQ": "fp32_bn_sumsq", "BF16_BN_SUMSQ": "bf16_bn_sumsq"}
 
 
 def test_docs_closed_forms_match_the_model():
@@ -111,12 +112,13 @@ def test_docs_closed_forms_match_the_model():
         mode = row.split("|")[1].strip().split(",")[0]
         for names, a, b in re.findall(r"([A-Z0-9_, ]+): `(\d*)m \+ (\d+)`", row):
             for name in (n.strip() for n in names.split(",")):
-                model = cycle_model(BN_PRESETS[_NAMES[name]])["modes"][mode]
+                cfg = {**BN_PRESETS, **SUMSQ_PRESETS}[_NAMES[name]]
+                model = cycle_model(cfg)["modes"][mode]
                 assert (model["m_coeff"], model["constant"]) == (int(a or 1), int(b)), (
                     f"docs/interface.md says {name} {mode}: {a}m + {b}; the unit gives "
                     f"{model['formula']}")
                 checked += 1
-    assert checked >= 7, f"only {checked} closed forms found in docs/interface.md"
+    assert checked >= 9, f"only {checked} closed forms found in docs/interface.md"
 
 
 @functools.lru_cache(maxsize=None)

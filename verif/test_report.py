@@ -201,6 +201,35 @@ def test_headline_area_cycles_and_their_ratios():
     json.dumps(h)
 
 
+def test_headline_additional_baselines(tmp_path):
+    """The one-pass baselines (designs.ADDITIONAL_BASELINES) are presets of the table like any
+    other, keep the main ratios against HEADLINE's baselines, and get the main preset's ratios
+    against them in ``additional_baselines`` and their own table in area.md; a missing one is
+    named."""
+    from lightnorm.synth.designs import ADDITIONAL_BASELINES
+    main, (fp32, bf16) = HEADLINE
+    fp32_sq, bf16_sq = ADDITIONAL_BASELINES
+    res = [_result(main, 800.0, fwd=(2, 247), bwd=(2, 85)),
+           _result(fp32, 1000.0, fwd=(3, 114), bwd=(2, 78)),
+           _result(bf16, 640.0, fwd=(3, 114), bwd=(2, 78)),
+           _result(fp32_sq, 1100.0, fwd=(2, 180), bwd=(2, 78))]
+    h = report.headline(res)
+    assert h["additional_baseline_names"] == [fp32_sq, bf16_sq]
+    assert h["missing_additional_baselines"] == [bf16_sq]
+    assert list(h["baselines"]) == [fp32, bf16] and list(h["additional_baselines"]) == [fp32_sq]
+    a = h["additional_baselines"][fp32_sq]
+    m = HEADLINE_M
+    assert math.isclose(a["ratio"], 800 / 1100) and math.isclose(a["saving"], 1 - 800 / 1100)
+    per = {main: 2 * m + 248 + 2 * m + 86, fp32_sq: 2 * m + 181 + 2 * m + 79}
+    assert math.isclose(a["area_x_cycles_ratio"], 800 * per[main] / (1100 * per[fp32_sq]))
+    assert a["cycles"]["forward_formula"] == "2*m + 180" and a["ff_count"] == 7
+    assert set(h["presets"][fp32_sq]["area_ratio"]) == {fp32, bf16}
+    json.dumps(h)
+    md = "\n".join(report._md_headline(res, {}))
+    assert f"| {fp32_sq} | 1,378 | 7 | 8,373 (2*m + 180) | 0.73 |" in md
+    assert f"Additional baselines not in this run: {bf16_sq}." in md
+
+
 def test_headline_without_baselines_or_cycles():
     main, (fp32, bf16) = HEADLINE
     res = [_result(main, 800.0, fwd=(2, 1), bwd=(2, 1)),

@@ -16,7 +16,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from lightnorm.golden.bnconfig import BN_PRESETS
+from lightnorm.golden.bnconfig import BN_PRESETS, SUMSQ_PRESETS
 from lightnorm.rtl.bn import BNUnit, recip
 from lightnorm.rtl.bn.control import Control
 from lightnorm.rtl.bn.rangestat import Range, programs
@@ -32,6 +32,8 @@ CONFIGS = dict(BN_PRESETS)
 CONFIGS["lightnorm-g2k2"] = small_config(BN_PRESETS["lightnorm"], 2, 2)
 CONFIGS["lightnorm-bn-g3k3"] = small_config(BN_PRESETS["lightnorm"], 3, 3, grad="bn")
 CONFIGS["bf16_bn-g2k1"] = small_config(BN_PRESETS["bf16_bn"], 2, 1)
+CONFIGS.update(SUMSQ_PRESETS)           # the one-pass fwd_final (clamp0 step)
+CONFIGS["bf16_bn_sumsq-g2k1"] = small_config(SUMSQ_PRESETS["bf16_bn_sumsq"], 2, 1)
 
 
 def unit_sequencer(cfg, **changes):
@@ -227,7 +229,7 @@ _OUT = {"mu_c", "sig", "s_c", "a_c", "b_c", "dgamma", "dbeta", "a_bc", "c0_c", "
         "c0p_c", "c0m_c"}
 
 
-@pytest.mark.parametrize("name", ["lightnorm-g2k2", "bf16_bn-g2k1"])
+@pytest.mark.parametrize("name", ["lightnorm-g2k2", "bf16_bn-g2k1", "bf16_bn_sumsq-g2k1"])
 def test_sequencer_matches_unallocated(name):
     """Random operands (NaN, infinities and subnormals included): the allocated sequencer gives
     the same outputs after every segment as one with a register set per destination, and

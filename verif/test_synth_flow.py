@@ -212,12 +212,15 @@ def test_traffic_model_counts_stream_bits():
     assert ln["y"] == 7 and ln["x_fwd"] == 14
 
 
-@pytest.mark.parametrize("preset", ["fp32_bn", "bf16_bn"])
+@pytest.mark.parametrize("preset", ["fp32_bn", "bf16_bn", "fp32_bn_sumsq", "bf16_bn_sumsq",
+                                    "bf16_bn_sumsq_exact"])
 def test_documented_op_counts_match_golden_energy(preset):
     # The fallback counts (from docs/bn-spec.md) must price the same as the golden model's.
     from lightnorm.golden import bn
-    from lightnorm.golden.bnconfig import BN_PRESETS
-    cfg = BN_PRESETS[preset]
+    from lightnorm.golden.bnconfig import BN_PRESETS, SUMSQ_PRESETS
+    presets = {**BN_PRESETS, **SUMSQ_PRESETS}
+    cfg = (presets[preset] if preset in presets
+           else SUMSQ_PRESETS[preset.removesuffix("_exact")].replace(sum_mode="exact"))
     golden = energy._energy_of(bn.op_counts(cfg, m=64), energy.DEFAULT_M)
     documented = energy._energy_of(energy.documented_op_counts(cfg), energy.DEFAULT_M)
     assert math.isclose(golden, documented, rel_tol=1e-9)

@@ -94,6 +94,7 @@ class BNUnit(wiring.Component):
         inputs = {
             "sum": (stats.acc_f, sf["f"]), "vsum": (stats.acc_f, sf["f"]),
             "dgamma_w": (stats.acc_g, sf["g"]), "dbeta_w": (stats.acc_b, sf["b"]),
+            "sumsq": (stats.acc_g, sf["g"]),    # variance "sumsq": forward sum of x*x
             "inv_m_f": (ctl.inv_m[:A.width], A), "ck_f": (ctl.ck[:A.width], A),
             "eps_f": (ctl.eps[:A.width], A),
             "gamma_f": ([p[:A.width] for p in ctl.p0], A),

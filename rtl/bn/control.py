@@ -22,8 +22,8 @@ or, for a header the unit cannot execute (docs/interface.md, "Refused commands")
 * the result beats (G per training command) are sent while the last pass streams, and
   ``FINISH`` waits for the last of them.
 
-Passes per mode: forward range ``STAT, Y``; forward conventional ``STAT, VAR, Y``; backward
-``BSTAT, DX``; inference ``Y``.
+Passes per mode: forward range and conventional with variance "sumsq" ``STAT, Y``; forward
+conventional ``STAT, VAR, Y``; backward ``BSTAT, DX``; inference ``Y``.
 """
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
@@ -45,7 +45,7 @@ def pass_plan(cfg):
     """``mode -> list of (kind, segment or None, results after the segment)``."""
     fwd_mu, fwd_final, bwd_final = (SEGMENTS.index(n) for n in
                                      ("fwd_mu", "fwd_final", "bwd_final"))
-    if cfg.algorithm == "range":
+    if cfg.forward_passes == 2:          # range; conventional with variance "sumsq"
         fwd = [(KIND_STAT, fwd_final, True), (KIND_Y, None, False)]
     else:
         fwd = [(KIND_STAT, fwd_mu, False), (KIND_VAR, fwd_final, True), (KIND_Y, None, False)]

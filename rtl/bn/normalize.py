@@ -14,14 +14,16 @@ the constants are C / CB words, widened exactly into P / PB)::
     dec    x: F word                            x: F word, dy: B word
     L1     d  = sub_P(cv(x), mu)   [VAR]        d  = sub_PB(cv(x), mu)
     L2     mA = mul_P(d, d) [VAR] | a*cv(x)     m1 = mul_PB(d, s) [BSTAT] | (c1, d) [DX, bn]
+              | x*x [STAT, variance "sumsq"]
     L3     y  = add_P(mA, b)                    m2 = mul_PB(cv(dy), m1) [BSTAT] | (a, cv(dy)) [DX]
     L4    (y here when P == PB, see below)      u  = sub_PB(m2, c0 | c0p | c0m)  [DX]
     L5                                          dx = sub_PB(u, m1)               [DX, bn]
     enc    y -> y_bfp / F                       dx -> dx_bfp / B
 
-The statistics terms leave the pipeline in their own formats (x: F, d*d: P, dy*x_hat: PB,
-dy: B); with wide sums (``sum_mode == "wide"``) they are widened exactly into the stats
-block's sum formats W / WB here, with exact sums they enter its fixed-point accumulators as they
+The statistics terms leave the pipeline in their own formats (x: F, d*d and x*x: P, dy*x_hat:
+PB, dy: B; the one-pass forward's x*x goes to the dgamma accumulator, PB holds P); with wide
+sums (``sum_mode == "wide"``) they are widened exactly into the stats block's sum formats W /
+WB here, with exact sums they enter its fixed-point accumulators as they
 are (the conventional forward converts x exactly into P, the variance terms' format).
 
 Units are shared between passes where the operation and format agree (L2 and L3 serve both
@@ -207,14 +209,16 @@ class Normalize(Elaboratable):
         # L1: the centring subtraction.  When the forward and backward op formats coincide
         # (the conventional presets) one core per level serves both directions, the operands
         # chosen by the pass kind.
+        centered = cfg.algorithm == "conventional" and cfg.variance == "centered"
+        sumsq = cfg.variance == "sumsq"
         for l in range(G):
             mu_b = cst[f"mu_b{l}"]
             if cfg.algorithm == "conventional" and share:
                 d = fp_sub(m, f"sub_mu_l{l}", P, v[f"xa{l}"],
-                           Mux(kind == KIND_VAR, cst[f"mu_f{l}"], mu_b))
+                           Mux(kind == KIND_VAR, cst[f"mu_f{l}"], mu_b) if centered else mu_b)
                 v[f"da{l}"] = v[f"db{l}"] = d
                 continue
-            if cfg.algorithm == "conventional":
+            if centered:
                 v[f"da{l}"] = fp_sub(m, f"sub_mu_p_l{l}", P, v[f"xa{l}"], cst[f"mu_f{l}"])
             v[f"db{l}"] = fp_sub(m, f"sub_mu_pb_l{l}", PB, v[f"xb{l}"], mu_b)
         v = cut(v, lvl)
@@ -225,9 +229,12 @@ class Normalize(Elaboratable):
             s_l = cst[f"s_b{l}"]
             k1 = Mux(kind == KIND_BSTAT, s_l, cst[f"c1_b{l}"]) if cfg.grad == "bn" else s_l
             var = kind == KIND_VAR
-            if cfg.algorithm == "conventional":
+            if centered:
                 fa = Mux(var, v[f"da{l}"], a_l)
                 fb = Mux(var, v[f"da{l}"], v[f"xa{l}"])
+            elif sumsq:           # pass 1 squares x (the multiplier is idle in STAT)
+                fa = Mux(kind == KIND_STAT, v[f"xa{l}"], a_l)
+                fb = v[f"xa{l}"]
             elif not nested:
                 fa, fb = a_l, v[f"xa{l}"]
             if share:
@@ -327,24 +334,29 @@ class Normalize(Elaboratable):
         # The sums' terms, widened exactly into W / WB at the pipeline output (so the pipeline
         # registers carry the narrow words).
         for l in range(G):
+            # dgamma's term; variance "sumsq": x*x in pass 1 (P words, held exactly by PB)
+            tg = out[f"m2{l}"]
+            if sumsq:
+                sq = fp_convert(m, f"cv_sq_pb_l{l}", P, PB, out[f"ma{l}"])
+                tg = Mux(kind == KIND_STAT, sq, tg)
             if cfg.exact_sums:
                 # Exact sums: the terms enter the fixed-point accumulators in their own
                 # formats (conventional: x converted exactly into P, the variance terms' format).
                 tf = out[f"x{l}"]
-                if cfg.algorithm == "conventional":
+                if centered:
                     tf = Mux(kind == KIND_VAR, out[f"ma{l}"],
                              fp_convert(m, f"cv_x_sum_l{l}", F, P, out[f"x{l}"]))
-                m.d.comb += [st.term_f[l].eq(tf), st.term_g[l].eq(out[f"m2{l}"]),
+                m.d.comb += [st.term_f[l].eq(tf), st.term_g[l].eq(tg),
                              st.term_b[l].eq(out[f"dy{l}"]), rg.x[l].eq(out[f"x{l}"])]
                 continue
-            if cfg.algorithm == "conventional":
+            if centered:
                 tf = Mux(kind == KIND_VAR, fp_convert(m, f"cv_v_w_l{l}", P, W, out[f"ma{l}"]),
                          fp_convert(m, f"cv_x_w_l{l}", F, W, out[f"x{l}"]))
             else:
                 tf = fp_convert(m, f"cv_x_w_l{l}", F, W, out[f"x{l}"])
             m.d.comb += [
                 st.term_f[l].eq(tf),
-                st.term_g[l].eq(fp_convert(m, f"cv_g_wb_l{l}", PB, WB, out[f"m2{l}"])),
+                st.term_g[l].eq(fp_convert(m, f"cv_g_wb_l{l}", PB, WB, tg)),
                 st.term_b[l].eq(fp_convert(m, f"cv_b_wb_l{l}", B, WB, out[f"dy{l}"])),
                 rg.x[l].eq(out[f"x{l}"]),
             ]

@@ -42,10 +42,12 @@ SEGMENTS = ("fwd_mu", "fwd_final", "bwd_final")
 def programs(cfg):
     """The per-channel programs of ``cfg``: ``[fwd_mu, fwd_final, bwd_final]`` (:data:`SEGMENTS`).
 
-    ``fwd_final`` runs after the last statistics pass (range: pass 1; conventional: pass 2),
-    ``fwd_mu`` after pass 1 of the conventional forward (the mean the variance pass needs),
-    ``bwd_final`` after backward pass 1.  Operand names: sequencer inputs ``sum``/``vsum`` (the
-    forward accumulator, W or its fixed-point word), ``mx{j}``/``mn{j}`` (chunk extrema, F), ``inv_m_f, ck_f, eps_f,
+    ``fwd_final`` runs after the last statistics pass (range and conventional "sumsq": pass 1;
+    conventional "centered": pass 2), ``fwd_mu`` after pass 1 of the centered conventional
+    forward (the mean the variance pass needs), ``bwd_final`` after backward pass 1.  Operand
+    names: sequencer inputs ``sum``/``vsum`` (the forward accumulator, W or its fixed-point
+    word), ``sumsq`` (variance "sumsq": the sum of x*x in the dgamma accumulator),
+    ``mx{j}``/``mn{j}`` (chunk extrema, F), ``inv_m_f, ck_f, eps_f,
     gamma_f, beta_f`` (A), ``dgamma_w, dbeta_w`` (WB) and ``inv_m_b, ck_b, gamma_b, s_b`` (AB).
 
     Every sum arrives in (or is accumulated here in) its wide format W and is rounded once into
@@ -86,6 +88,20 @@ def programs(cfg):
                 Op("s0", "div", A, (one, "den")),
                 Op("s", "zsel", A, ("rng", "s0"))] + scale
         mu_only = list(mean)     # unused by range BN
+    elif cfg.variance == "sumsq":
+        # One pass: var = E[x^2] - mu^2 with the A word mu, a negative difference clamped to
+        # +0 (bn-spec 4.2); the sum of squares sits in the dgamma accumulator (format SG).
+        fwd = list(mean) + [
+            cv("sumsq_a", A, "sumsq", SG),
+            Op("e2", "mul", A, ("sumsq_a", "inv_m_f")),
+            Op("mu2", "mul", A, ("mu", "mu")),
+            Op("var", "sub", A, ("e2", "mu2")),
+            Op("sig", "clamp0", A, ("var",)),
+            Op("var_eps", "add", A, ("sig", "eps_f")),
+            Op("den", "sqrt", A, ("var_eps",)),
+            Op("s0", "div", A, (one, "den")),
+            Op("s", "zsel", A, ("sig", "s0"))] + scale
+        mu_only = list(mean)     # unused: no variance pass
     else:
         mu_only = list(mean)
         fwd = [cv("vsum_a", A, "vsum", SF),

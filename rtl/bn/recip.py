@@ -55,12 +55,14 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden.formats import FloatFormat
 
-__all__ = ["Op", "ScalarSequencer", "ZeroSelect", "OP_KINDS", "Allocation", "allocate", "hoist"]
+__all__ = ["Op", "ScalarSequencer", "ZeroSelect", "ClampNegative", "OP_KINDS", "Allocation", "allocate", "hoist"]
 
 #: Operation kinds a program may use, and their operand counts.  ``zsel`` is the spec's
-#: zero-spread rule, ``zsel(c, v) = +0 if c is +-0 else v`` -- a selection, not arithmetic.
+#: zero-spread rule, ``zsel(c, v) = +0 if c is +-0 else v`` -- a selection, not arithmetic;
+#: ``clamp0`` the one-pass variance's ``max(v, +0)`` that keeps NaN, ``clamp0(v) = +0 if v is
+#: negative (sign set, not NaN) else v`` -- a selection too.
 OP_KINDS = {"add": 2, "sub": 2, "mul": 2, "div": 2, "min": 2, "max": 2, "sqrt": 1, "convert": 1,
-            "zsel": 2}
+            "zsel": 2, "clamp0": 1}
 
 
 class Op(NamedTuple):
@@ -116,6 +118,38 @@ class ZeroSelect(wiring.Component):
         return m
 
 
+class ClampNegative(wiring.Component):
+    """``o = +0 if a is negative (sign set and not NaN) else a`` (docs/bn-spec.md section 4,
+    the one-pass variance), a combinational stream stage.
+
+    Parameters
+    ----------
+    fmt : FloatFormat
+        Format of ``a`` and ``o``.
+    """
+
+    def __init__(self, fmt):
+        self.fmt = fmt
+        super().__init__({
+            "i": In(stream.Signature(unsigned(fmt.width))),
+            "o": Out(stream.Signature(unsigned(fmt.width))),
+        })
+
+    latency = 0
+
+    def elaborate(self, platform):
+        m = Module()
+        f, a = self.fmt, self.i.payload
+        exp = a[f.man_bits:f.man_bits + f.exp_bits]
+        nan = (exp == (1 << f.exp_bits) - 1) & (a[:f.man_bits] != 0)
+        m.d.comb += [
+            self.o.payload.eq(Mux(a[f.width - 1] & ~nan, 0, a)),
+            self.o.valid.eq(self.i.valid),
+            self.i.ready.eq(self.o.ready),
+        ]
+        return m
+
+
 def _unit_key(op):
     family = {"add": "add", "sub": "add", "min": "minmax", "max": "minmax"}.get(op.kind, op.kind)
     return (family, op.fmt, op.src_fmt)
@@ -148,6 +182,8 @@ def _make_unit(key, stages):
         return FPConvert(src_fmt, fmt, stages=st)
     if family == "zsel":
         return ZeroSelect(fmt)
+    if family == "clamp0":
+        return ClampNegative(fmt)
     raise AssertionError(family)
 
 

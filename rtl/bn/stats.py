@@ -11,6 +11,12 @@ unit's clock period is set by a full (unpipelined) adder.
   for the conventional variance pass, where it accumulates ``d*d`` (``vsum``).
 * ``acc_g``, ``acc_b`` (format WB, the wide sum format of AB): backward
   ``dgamma = sum(dy * x_hat)`` and ``dbeta = sum(dy)``.
+* variance ``"sumsq"`` (conventional, one forward statistics pass; WB = W is a config rule
+  then): ``acc_g`` also takes the forward pass-1 terms ``x*x`` (``take_f``), and the sum of x
+  runs in the dbeta register and adder (``acc_f`` is a name for ``acc_b``): forward and
+  backward never overlap, so the one-pass unit has two wide adders and two registers per lane,
+  as the centered conventional presets (which share one adder between ``acc_f`` and
+  ``acc_g``) have two adders and three registers.
 
 The sums stay in W until they are complete; the shared scalar sequencer rounds each once into
 its accumulator format (docs/bn-spec.md, "Sums": W has ``m_bits + 2`` more mantissa bits than
@@ -24,6 +30,9 @@ With ``cfg.sum_mode == "exact"`` each accumulator is a
 P; ``term_g``: PB; ``term_b``: B), are placed in a two's-complement register sized by
 ``cfg.fix_fmt`` and added exactly; ``acc_*`` are then accumulator words (register + flags) that
 the sequencer's one FixedToFloat converter rounds into A / AB.
+
+With exact sums and variance ``"sumsq"`` the ``acc_g`` register (PB terms; PB holds P) also
+takes ``x*x``; ``acc_f`` keeps its own register (the F terms of x are not B words).
 
 All accumulators start at +0 (``clear``) and add only on beats of a statistics pass (``take_*``).
 """
@@ -51,6 +60,8 @@ def shares_fg(cfg):
     is exactly a PB word (PB holds F: every range preset), in dgamma's register; a sum is the
     same exact value in any register that holds it, so the bits are unchanged.
     """
+    if cfg.variance == "sumsq":
+        return False          # the one-pass forward fills both (x and x*x) in pass 1
     if not cfg.exact_sums:
         return cfg.fwd_sum_fmt == cfg.bwd_sum_fmt
     t = term_formats(cfg)
@@ -119,10 +130,13 @@ class Stats(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
+        sumsq = cfg.variance == "sumsq"
+        # variance "sumsq": the dgamma accumulator also gathers the forward's sum of x*x
+        take_g = (self.take_b | self.take_f) if sumsq else self.take_b
         if cfg.exact_sums:
             terms, fixes = self.term_fmts(), self.acc_fmts()
             for l in range(cfg.lanes):
-                accs = (("f", self.take_f), ("g", self.take_b), ("b", self.take_b))
+                accs = (("f", self.take_f), ("g", take_g), ("b", self.take_b))
                 if self.shared_fg:
                     # one register for the forward sum and dgamma: the forward term widened
                     # exactly into PB
@@ -142,6 +156,18 @@ class Stats(Elaboratable):
                                  getattr(self, f"acc_{k}")[l].eq(acc.acc)]
             return m
         A, AB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
+        if sumsq:
+            # W == WB (config rule): x*x in the dgamma accumulator, x in the dbeta one
+            for l in range(cfg.lanes):
+                g = fp_add(m, f"acc_g_l{l}", AB, self.acc_g[l], self.term_g[l])
+                b = fp_add(m, f"acc_b_l{l}", AB, self.acc_b[l],
+                           Mux(self.take_f, self.term_f[l], self.term_b[l]))
+                m.d.comb += self.acc_f[l].eq(self.acc_b[l])
+                with m.If(self.clear):
+                    m.d.sync += [self.acc_g[l].eq(0), self.acc_b[l].eq(0)]
+                with m.Elif(self.take_f | self.take_b):
+                    m.d.sync += [self.acc_g[l].eq(g), self.acc_b[l].eq(b)]
+            return m
         for l in range(cfg.lanes):
             if self.shared_fg:
                 # Forward and backward passes never overlap: the A accumulator and dgamma
