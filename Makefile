@@ -110,7 +110,7 @@ fpga: $(FPGA_STAMP)  ## ECP5 LUTs/FFs/DSPs/Fmax (yowasp nextpnr, out of context;
 sweep: $(STAMP)  ## BN area vs exponent/mantissa bits, BFP group = lanes (~9 min) -> build/reports/sweep.{csv,json,png}
 	$(RUN) $(VPY) -m lightnorm.synth.sweep --out $(BUILD)/reports $(SWEEP_ARGS)
 
-study: $(STAMP)  ## numerics study: range sigma, BN error sweep, CNN training -> build/study/ (22 min measured on 2 busy cores)
+study: $(STAMP)  ## numerics study: range sigma, BN error sweep, CNN training -> build/study/ (11 min measured on 2 busy cores)
 	$(RUN) $(VPY) -m lightnorm.study --out $(BUILD)/study --jobs 2
 
 clean:  ## remove build outputs

@@ -64,8 +64,8 @@ def main(argv=None):
         t = time.perf_counter()
         if args.quick:
             run_error_study(str(out), jobs=args.jobs, kinds=("standard",), shape=(2, 16, 4, 4),
-                            sweep=True, exps=(5,), mans=(3,), extras=(8,), groups=(8,),
-                            bfp_mans=(4,), chunks=(4,))
+                            sweep=True, sizes=((4, 16, 4, 4),), exps=(5,), mans=(3,),
+                            extras=(8,), groups=(8,), bfp_mans=(4,), chunks=(4,))
         else:
             run_error_study(str(out), jobs=args.jobs, kinds=tuple(args.kinds))
         timing["errors"] = time.perf_counter() - t

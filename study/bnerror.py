@@ -15,6 +15,8 @@ Metrics per output (y, dx, dgamma, dbeta): relative RMS and relative max (see
 Inputs: ``report_errors.standard_inputs`` (x = 0.5 + 2 N(0,1), dy = N(0,1), gamma, beta) on a
 (8, 64, 8, 8) layer (m = 512, 64 channels, so BFP groups up to 64 are full), and a ReLU-shaped
 variant (x clipped at 0: many equal minima, which stresses the range gradient's argmin rule).
+The presets are also measured on realistic layer sizes (:data:`SIZE_SHAPES`: m = 25,088 as in a
+32 x 28 x 28 feature map, and m = 65,536, the presets' ``max_m``), group ``"size"``.
 
 The sweep varies one dimension of the LightNorm reference at a time, each in both rounding
 modes: element formats (forward = backward format, accumulators +8 mantissa bits, BFP magnitude
@@ -27,12 +29,17 @@ import numpy as np
 
 from .common import write_csv, write_json, pyplot
 
-__all__ = ["INPUT_KINDS", "preset_points", "sweep_points", "layer_inputs", "measure_point",
+__all__ = ["INPUT_KINDS", "SIZE_SHAPES", "preset_points", "sweep_points", "layer_inputs", "measure_point",
            "run_error_study"]
 
 OUTPUTS = ("y", "dx", "dgamma", "dbeta")
 INPUT_KINDS = ("standard", "relu")
 ROUNDINGS = ("rtz", "rne")
+#: Realistic layer sizes (N, C, H, W) for the presets, m = N*H*W positions per channel:
+#: batch 32 of 28 x 28 maps (m = 25,088; 64 channels like the m = 512 layer) and batch 64 of
+#: 32 x 32 maps (m = 65,536 = max_m of the presets, the largest m a unit accepts; 32 channels
+#: to halve the cost).  Every channel count is a whole number of BFP groups of up to 32.
+SIZE_SHAPES = ((32, 64, 28, 28), (64, 32, 32, 32))
 
 
 def layer_inputs(kind, shape=(8, 64, 8, 8), seed=0):
@@ -112,7 +119,8 @@ def measure_point(args):
     ``cfg`` is a BNConfig, or the message of the ``ValueError`` BNConfig raised for this point.
     """
     group, label, cfg, rounding, kind, shape = args
-    row = {"group": group, "point": label, "rounding": rounding, "kind": kind}
+    row = {"group": group, "point": label, "rounding": rounding, "kind": kind,
+           "m": None if shape is None else shape[0] * shape[2] * shape[3]}
     if isinstance(cfg, str):
         row.update(valid=False, note=cfg)
         return row
@@ -134,8 +142,10 @@ def measure_point(args):
     return row
 
 
-def run_error_study(out, jobs=2, kinds=INPUT_KINDS, shape=(8, 64, 8, 8), sweep=True, **sweep_kw):
-    """Presets and (optionally) the format sweep; writes ``bn_errors.csv/json`` and a plot.
+def run_error_study(out, jobs=2, kinds=INPUT_KINDS, shape=(8, 64, 8, 8), sweep=True,
+                    sizes=SIZE_SHAPES, **sweep_kw):
+    """Presets, presets at other layer sizes and (optionally) the format sweep; writes
+    ``bn_errors.csv/json`` and a plot.
 
     Parameters
     ----------
@@ -149,6 +159,9 @@ def run_error_study(out, jobs=2, kinds=INPUT_KINDS, shape=(8, 64, 8, 8), sweep=T
         NCHW layer shape; C must be a multiple of every swept BFP group for full groups.
     sweep : bool
         Include the format sweep (``sweep_kw`` passed to :func:`sweep_points`).
+    sizes : sequence of tuple
+        Further NCHW layer shapes on which the presets are measured (group ``"size"``; default
+        :data:`SIZE_SHAPES`).
 
     Returns
     -------
@@ -156,6 +169,9 @@ def run_error_study(out, jobs=2, kinds=INPUT_KINDS, shape=(8, 64, 8, 8), sweep=T
         One row per (configuration, input kind).
     """
     tasks = [(g, l, c, c.rounding, k, shape) for g, l, c in preset_points() for k in kinds]
+    for sh in sizes:
+        tasks += [("size", l, c, c.rounding, k, tuple(sh)) for _, l, c in preset_points()
+                  for k in kinds]
     if sweep:
         for g, l, build in sweep_points(**sweep_kw):
             for r in ROUNDINGS:
@@ -199,6 +215,14 @@ def _plot(rows, path, sweep):
             ax.bar(np.arange(len(presets)) + (i + 0.5) * width,
                    [relu[r["point"]][f"same_{o}_rel_rms"] for r in presets], width / 2,
                    color=f"C{i}", alpha=0.5, hatch="//", label=f"{o} (ReLU x)" if i == 0 else None)
+    # The presets at the realistic layer sizes (group "size", standard x) as markers on the bars.
+    for j, m in enumerate(sorted({r["m"] for r in std if r["group"] == "size"})):
+        size = {r["point"]: r for r in std if r["group"] == "size" and r["m"] == m}
+        for i, o in enumerate(OUTPUTS):
+            xs = [k + i * width for k, r in enumerate(presets) if r["point"] in size]
+            ax.plot(xs, [size[r["point"]][f"same_{o}_rel_rms"] for r in presets
+                         if r["point"] in size], "v^sD"[j % 4], color="k", markersize=3,
+                    linestyle="none", label=f"m = {m:,}" if i == 0 else None)
     ax.set_xticks(np.arange(len(presets)) + 0.4 - width / 2)
     ax.set_xticklabels([r["point"] for r in presets], rotation=35, ha="right", fontsize=7)
     ax.set_yscale("log")
@@ -236,8 +260,8 @@ def _plot(rows, path, sweep):
         line(axes[1][1], "bfp_man", ("y", "dx"))
         line(axes[1][2], "chunks", ("y", "dx"), ref="bn")
         line(axes[1][3], "chunks", ("y", "dx"))
-    fig.suptitle("BN golden model vs float64 reference (m = 512; sweeps: standard inputs;"
-                 " presets: standard and, hatched, ReLU-shaped x)")
+    fig.suptitle("BN golden model vs float64 reference (m = 512, markers: presets at larger m;"
+                 " sweeps: standard inputs; presets: standard and, hatched, ReLU-shaped x)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

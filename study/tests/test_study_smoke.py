@@ -150,15 +150,31 @@ def test_sigma_study_small(tmp_path):
 # -- part 2: BN error --------------------------------------------------------------------------
 def test_error_study_presets_small(tmp_path):
     rows = bnerror.run_error_study(str(tmp_path), jobs=1, kinds=("standard",),
-                                   shape=(2, 16, 4, 4), sweep=False)
-    by = {r["point"]: r for r in rows}
-    assert set(by) == {n for n in train.training_configs() if n != "float32"}
+                                   shape=(2, 16, 4, 4), sweep=False, sizes=((4, 16, 4, 4),))
+    by = {r["point"]: r for r in rows if r["group"] == "preset"}
+    names = {n for n in train.training_configs() if n != "float32"}
+    assert set(by) == names and all(r["m"] == 32 for r in by.values())
+    size = {r["point"]: r for r in rows if r["group"] == "size"}
+    assert set(size) == names and all(r["m"] == 64 for r in size.values())
+    assert len(rows) == 2 * len(names)
     for o in bnerror.OUTPUTS:
         assert by["fp32_bn/bn"][f"same_{o}_rel_rms"] < 1e-5
         assert by["bf16_bn/bn"][f"same_{o}_rel_rms"] < 3e-2
         assert 1e-3 < by["lightnorm/range"][f"same_{o}_rel_rms"] < 0.5
     assert all(r["nan_outputs"] == 0 for r in rows)
     assert (tmp_path / "bn_errors.png").stat().st_size > 0
+
+
+def test_error_study_covers_realistic_layer_sizes():
+    """Part 2 measures the presets at m >= 25,000 (issue 9) and only at sizes every preset
+    accepts, with whole BFP groups of channels."""
+    from lightnorm.golden.bnconfig import BN_PRESETS
+    ms = [n * h * w for n, c, h, w in bnerror.SIZE_SHAPES]
+    assert max(ms) >= 25_000 and 25_088 in ms
+    for cfg in BN_PRESETS.values():
+        assert max(ms) <= cfg.max_m
+        groups = {b.group for b in (cfg.x_bfp, cfg.y_bfp, cfg.dy_bfp, cfg.dx_bfp) if b}
+        assert all(c % g == 0 for _, c, _, _ in bnerror.SIZE_SHAPES for g in groups)
 
 
 def test_error_sweep_records_rejected_configs():
