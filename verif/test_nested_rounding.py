@@ -9,10 +9,13 @@ design relies on, exhaustively over every pair of P words, with the golden model
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
 
 from lightnorm.golden import fp
 from lightnorm.golden.bnconfig import BN_PRESETS
 from lightnorm.golden.formats import FloatFormat
+from lightnorm.rtl.bn.common import fp_onto_grid
 from lightnorm.rtl.bn.normalize import nested_forward, nested_rounding
 
 
@@ -62,3 +65,37 @@ def test_presets_share_where_exact():
     assert "lightnorm" in shared
     assert "lightnorm_rne" not in shared
     assert not {n for n in shared if BN_PRESETS[n].algorithm == "conventional"}
+
+
+@pytest.mark.parametrize("wide,narrow", [
+    (FloatFormat(6, 4, rounding="rtz"), FloatFormat(5, 4, rounding="rtz")),      # LIGHTNORM
+    (FloatFormat(6, 5, rounding="rtz"), FloatFormat(4, 3, rounding="rtz")),
+    (FloatFormat(6, 4, subnormals=False, rounding="rtz"),
+     FloatFormat(4, 2, subnormals=False, rounding="rtz")),
+])
+def test_onto_grid_is_two_conversions(wide, narrow):
+    """fp_onto_grid (the L2 product kept as a PB word) on every wide word, against golden
+    convert wide -> narrow -> wide."""
+    m = Module()
+    a = Signal(wide.width)
+    out = fp_onto_grid(m, "t", wide, narrow, a)
+    words = np.arange(1 << wide.width, dtype=np.int64)
+    want = fp.convert(narrow, fp.convert(wide, words, narrow), wide).astype(np.int64)
+    got = []
+
+    async def bench(ctx):
+        for w in words:
+            ctx.set(a, int(w))
+            got.append(ctx.get(out))
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    bad = np.flatnonzero(np.array(got) != want)
+    assert not bad.size, [(hex(words[i]), hex(got[i]), hex(want[i])) for i in bad[:8]]
+
+
+def test_onto_grid_refuses_rne():
+    m = Module()
+    m._MustUse__silence = True
+    with pytest.raises(ValueError, match="truncating"):
+        fp_onto_grid(m, "t", FloatFormat(6, 4), FloatFormat(5, 4), Signal(11))

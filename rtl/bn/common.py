@@ -73,3 +73,52 @@ def fp_convert(m, name, src, dst, a):
         return a
     from lightnorm.rtl.fpconvert import FPConvert
     return core(m, name, FPConvert(src, dst, stages=0), payload=a)
+
+
+
+def fp_onto_grid(m, name, wide, narrow, a):
+    """``a`` (a ``wide`` word) truncated onto ``narrow``'s values, still encoded in ``wide``.
+
+    Equals ``convert(narrow -> wide, convert(wide -> narrow, a))`` for a truncating (rtz)
+    ``narrow`` whose values are all normal ``wide`` values (as in ``nested_rounding`` of
+    normalize.py, with every ``wide`` subnormal below ``narrow``'s smallest subnormal): in
+    ``narrow``'s normal range the mantissa bits below its precision are cleared; below its
+    smallest normal also the bits under its subnormal step (or the word becomes a signed zero
+    when ``narrow`` has no subnormals, or when nothing is left); above its largest exponent the
+    word becomes ``narrow``'s largest finite value; NaN, Inf and zeros pass unchanged.  A few
+    gates where two converters would unpack and pack twice.
+    """
+    from amaranth.hdl import Cat, Const, Signal
+    step = narrow.emin - narrow.man_bits          # exponent of narrow's subnormal step
+    if (narrow.rounding != "rtz" or wide.man_bits < narrow.man_bits or wide.emax < narrow.emax
+            or wide.emin > step):
+        raise ValueError(f"fp_onto_grid: {narrow} is not a truncating format nested in {wide}")
+    man = a[:wide.man_bits]
+    efield = a[wide.man_bits:wide.man_bits + wide.exp_bits]
+    sign = a[-1]
+    e = Signal(range(-wide.bias, wide.exp_all_ones - wide.bias + 1), name=f"{name}_e")
+    m.d.comb += e.eq(efield - wide.bias)
+    lo = wide.man_bits - narrow.man_bits          # wide's extra mantissa bits
+
+    def mask(d):      # mantissa bits kept at exponent narrow.emin - d (d >= 0)
+        return ((1 << wide.man_bits) - 1) & ~((1 << (lo + d)) - 1)
+    clr = Signal(wide.man_bits, name=f"{name}_man")
+    with m.If(e >= narrow.emin):
+        m.d.comb += clr.eq(man & mask(0))
+    for d in range(1, narrow.man_bits + 1):
+        with m.Elif(e == narrow.emin - d):
+            m.d.comb += clr.eq(man & mask(d))
+    tiny = (e < narrow.emin) if not narrow.subnormals else (e < step)
+    out = Signal(wide.width, name=name)
+    with m.If((efield == wide.exp_all_ones) & (man != 0)):
+        m.d.comb += out.eq(wide.canonical_nan)
+    with m.Elif(efield == wide.exp_all_ones):
+        m.d.comb += out.eq(a)
+    with m.Elif((efield == 0) | tiny):
+        m.d.comb += out.eq(Cat(Const(0, wide.width - 1), sign))
+    with m.Elif(e > narrow.emax):
+        m.d.comb += out.eq(Cat(Const(mask(0), wide.man_bits),
+                               Const(narrow.emax + wide.bias, wide.exp_bits), sign))
+    with m.Else():
+        m.d.comb += out.eq(Cat(clr, efield, sign))
+    return out

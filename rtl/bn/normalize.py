@@ -39,7 +39,7 @@ from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream
 
 from lightnorm.rtl.pipeline import Pipeline
-from .common import fp_add, fp_sub, fp_mul, fp_convert
+from .common import fp_add, fp_sub, fp_mul, fp_convert, fp_onto_grid
 from .control import KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX, MODE_INFER
 
 __all__ = ["Normalize", "nested_forward", "nested_rounding"]
@@ -243,12 +243,13 @@ class Normalize(Elaboratable):
                                                    Mux(bwd, k1, fb))
             elif nested:
                 # a*x on the backward multiplier: operands widened exactly into PB, the PB
-                # product narrowed into P (equal to rounding a*x into P: see nested_rounding)
+                # product truncated onto P's values (equal to rounding a*x into P: see
+                # nested_rounding), kept as a PB word for the L4 adder
                 bwd = (kind == KIND_BSTAT) | (kind == KIND_DX)
                 prod = fp_mul(m, f"mul_pb_l{l}", PB,
                               Mux(bwd, v[f"db{l}"], cst[f"a_fb{l}"]), Mux(bwd, k1, v[f"xb{l}"]))
                 v[f"m1{l}"] = prod
-                v[f"ma{l}"] = fp_convert(m, f"cv_ma_p_l{l}", PB, P, prod)
+                v[f"ma{l}"] = fp_onto_grid(m, f"ma_p_l{l}", PB, P, prod)    # PB word
             else:
                 v[f"ma{l}"] = fp_mul(m, f"mul_p_l{l}", P, fa, fb)
                 v[f"m1{l}"] = fp_mul(m, f"mul_s_pb_l{l}", PB, v[f"db{l}"], k1)
@@ -278,7 +279,7 @@ class Normalize(Elaboratable):
             elif nested:
                 dx = kind == KIND_DX
                 u = fp_add(m, f"addsub_pb_l{l}", PB,
-                           Mux(dx, v[f"m2{l}"], fp_convert(m, f"cv_ma_pb_l{l}", P, PB, v[f"ma{l}"])),
+                           Mux(dx, v[f"m2{l}"], v[f"ma{l}"]),
                            Mux(dx, c, cst[f"b_fb{l}"]), sub=dx)
                 v[f"u{l}"] = u
                 v[f"y{l}"] = fp_convert(m, f"cv_y_p_l{l}", PB, P, u)
