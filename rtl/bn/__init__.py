@@ -26,7 +26,7 @@ from lightnorm.golden.bnconfig import BNConfig
 
 from .bfp import Codecs
 from .control import Control
-from .normalize import Normalize
+from .normalize import Normalize, pipeline_latency
 from .rangestat import Range, programs, SEGMENTS
 from .recip import ScalarSequencer
 from .stats import Stats
@@ -79,7 +79,7 @@ class BNUnit(wiring.Component):
     @property
     def stream_latency(self):
         """Register stages from ``din`` to ``dout`` (and to the accumulators)."""
-        return Normalize(self.cfg, None, None, None, None, None, None, None).latency
+        return pipeline_latency(self.cfg)
 
     def scalar_cycles(self):
         """Cycles of each sequencer segment, ``{segment name: cycles}`` (exact)."""
@@ -130,7 +130,7 @@ class BNUnit(wiring.Component):
             self.din.ready.eq(din.ready | ctl.drop),
             ctl.drop_fire.eq(self.din.valid & ctl.drop),
         ]
-        norm = Normalize(cfg, din, self.dout, ctl, codecs, stats, rng, seq)
+        norm = Normalize(cfg, din, self.dout, ctl, stats, rng, seq)
         m.submodules.control = ctl
         m.submodules.bfp = codecs
         m.submodules.normalize = norm
@@ -138,6 +138,7 @@ class BNUnit(wiring.Component):
         m.submodules.range = rng
         m.submodules.recip = seq
 
+        wiring.connect(m, norm.codec, codecs)
         m.d.comb += [
             stats.clear.eq(ctl.clear),
             seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),

@@ -33,17 +33,29 @@ consume the pipeline output internally (``stats``/``range`` blocks); ``Y``/``DX`
 to ``dout``.
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import stream
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In
 
 from lightnorm.rtl.pipeline import Pipeline
+from .bfp import codec_signature
 from .common import fp_add, fp_sub, fp_mul, fp_convert
 from .control import KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX, MODE_INFER
 
-__all__ = ["Normalize"]
+__all__ = ["Normalize", "pipeline_levels", "pipeline_latency"]
 
 
-class Normalize(Elaboratable):
+def pipeline_levels(cfg):
+    """Arithmetic levels of the datapath of ``cfg`` (backward is the longest)."""
+    return 5 if cfg.grad == "bn" else 4
+
+
+def pipeline_latency(cfg):
+    """Register stages of the datapath of ``cfg``: ``din`` to ``dout`` (and to the accumulators)."""
+    return 2 * cfg.bfp_stages + pipeline_levels(cfg) * max(cfg.add_stages, cfg.mul_stages)
+
+
+class Normalize(wiring.Component):
     """The streaming datapath of all lanes.
 
     Parameters
@@ -52,30 +64,37 @@ class Normalize(Elaboratable):
     din, dout : stream interfaces
         The unit's data streams.
     ctl : Control
-    codecs : Codecs
     stats : Stats
     rng : Range
     seq : ScalarSequencer
+
+    Attributes
+    ----------
+    codec : In(codec_signature(cfg))
+        The ``bfp`` block's ports, flipped: ``x_raw``, ``dy_raw`` (out: the packed beat entering
+        the pipeline), ``x_words``, ``dy_words`` (in: its lane words), ``y_acc``, ``dx_acc``
+        (out: the lanes' results in P / PB), ``y_raw``, ``dx_raw`` (in: the packed results).
     """
 
-    def __init__(self, cfg, din, dout, ctl, codecs, stats, rng, seq):
+    def __init__(self, cfg, din, dout, ctl, stats, rng, seq):
         self.cfg = cfg
         self.din, self.dout = din, dout
-        self.ctl, self.codecs, self.stats, self.rng, self.seq = ctl, codecs, stats, rng, seq
+        self.ctl, self.stats, self.rng, self.seq = ctl, stats, rng, seq
+        super().__init__({"codec": In(codec_signature(cfg))})
 
     @property
     def levels(self):
         """Arithmetic levels of the datapath (backward is the longest)."""
-        return 5 if self.cfg.grad == "bn" else 4
+        return pipeline_levels(self.cfg)
 
     @property
     def latency(self):
-        cfg = self.cfg
-        return 2 * cfg.bfp_stages + self.levels * max(cfg.add_stages, cfg.mul_stages)
+        """Register stages from ``din`` to ``dout`` (and to the accumulators)."""
+        return pipeline_latency(self.cfg)
 
     def elaborate(self, platform):
         m = Module()
-        cfg, ctl, cod, seq = self.cfg, self.ctl, self.codecs, self.seq
+        cfg, ctl, cod, seq = self.cfg, self.ctl, self.codec, self.seq
         G, F, B, AB = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt, cfg.bwd_acc_fmt
         P, PB, C, CB = cfg.fwd_op, cfg.bwd_op, cfg.fwd_const, cfg.bwd_const
         W, WB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
