@@ -29,9 +29,18 @@ from .control import Control
 from .normalize import Normalize, pipeline_latency
 from .rangestat import Range, programs, SEGMENTS
 from .recip import ScalarSequencer
-from .stats import Stats
+from .stats import Stats, acc_fmts
 
 __all__ = ["BNUnit"]
+
+
+def _lanes(dst, src):
+    """``dst[l].eq(src[l])`` for every lane (and chunk: nested lists) of two port lists."""
+    if isinstance(dst, (list, tuple)):
+        if len(dst) != len(src):
+            raise ValueError(f"lane counts differ: {len(dst)} and {len(src)}")
+        return [a for d, s in zip(dst, src) for a in _lanes(d, s)]
+    return [dst.eq(src)]
 
 
 class BNUnit(wiring.Component):
@@ -90,7 +99,7 @@ class BNUnit(wiring.Component):
     def _sequencer(self, stats, rng, ctl):
         cfg = self.cfg
         F, A, AB, G = cfg.fwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.lanes
-        sf = stats.acc_fmts()
+        sf = acc_fmts(cfg)
         inputs = {
             "sum": (stats.acc_f, sf["f"]), "vsum": (stats.acc_f, sf["f"]),
             "dgamma_w": (stats.acc_g, sf["g"]), "dbeta_w": (stats.acc_b, sf["b"]),
@@ -130,7 +139,7 @@ class BNUnit(wiring.Component):
             self.din.ready.eq(din.ready | ctl.drop),
             ctl.drop_fire.eq(self.din.valid & ctl.drop),
         ]
-        norm = Normalize(cfg, din, self.dout, ctl, stats, rng, seq)
+        norm = Normalize(cfg, din, self.dout, ctl, rng, seq)
         m.submodules.control = ctl
         m.submodules.bfp = codecs
         m.submodules.normalize = norm
@@ -139,6 +148,11 @@ class BNUnit(wiring.Component):
         m.submodules.recip = seq
 
         wiring.connect(m, norm.codec, codecs)
+        # normalize -> stats: the terms of the sums, on the beats of a statistics pass
+        m.d.comb += [stats.take_f.eq(norm.stats.take_f), stats.take_b.eq(norm.stats.take_b),
+                     *_lanes(stats.term_f, norm.stats.term_f),
+                     *_lanes(stats.term_g, norm.stats.term_g),
+                     *_lanes(stats.term_b, norm.stats.term_b)]
         m.d.comb += [
             stats.clear.eq(ctl.clear),
             seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),

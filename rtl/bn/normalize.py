@@ -35,11 +35,12 @@ to ``dout``.
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from lightnorm.rtl.pipeline import Pipeline
 from .bfp import codec_signature
 from .common import fp_add, fp_sub, fp_mul, fp_convert
+from .stats import term_fmts
 from .control import KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX, MODE_INFER
 
 __all__ = ["Normalize", "pipeline_levels", "pipeline_latency"]
@@ -64,7 +65,6 @@ class Normalize(wiring.Component):
     din, dout : stream interfaces
         The unit's data streams.
     ctl : Control
-    stats : Stats
     rng : Range
     seq : ScalarSequencer
 
@@ -74,13 +74,22 @@ class Normalize(wiring.Component):
         The ``bfp`` block's ports, flipped: ``x_raw``, ``dy_raw`` (out: the packed beat entering
         the pipeline), ``x_words``, ``dy_words`` (in: its lane words), ``y_acc``, ``dx_acc``
         (out: the lanes' results in P / PB), ``y_raw``, ``dx_raw`` (in: the packed results).
+    stats : Out(wiring.Signature(...))
+        To the ``stats`` block's ports of the same names: ``take_f``, ``take_b`` (a forward /
+        backward statistics beat leaves the pipeline), ``term_f``, ``term_g``, ``term_b`` (its
+        per-lane terms, :func:`lightnorm.rtl.bn.stats.term_fmts`).
     """
 
-    def __init__(self, cfg, din, dout, ctl, stats, rng, seq):
+    def __init__(self, cfg, din, dout, ctl, rng, seq):
         self.cfg = cfg
         self.din, self.dout = din, dout
-        self.ctl, self.stats, self.rng, self.seq = ctl, stats, rng, seq
-        super().__init__({"codec": In(codec_signature(cfg))})
+        self.ctl, self.rng, self.seq = ctl, rng, seq
+        G = cfg.lanes
+        terms = {"take_f": Out(1), "take_b": Out(1)}
+        for k, f in term_fmts(cfg).items():
+            terms[f"term_{k}"] = Out(f.width).array(G)
+        super().__init__({"codec": In(codec_signature(cfg)),
+                          "stats": Out(wiring.Signature(terms))})
 
     @property
     def levels(self):
