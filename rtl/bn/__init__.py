@@ -139,7 +139,7 @@ class BNUnit(wiring.Component):
             self.din.ready.eq(din.ready | ctl.drop),
             ctl.drop_fire.eq(self.din.valid & ctl.drop),
         ]
-        norm = Normalize(cfg, din, self.dout, ctl, rng, seq)
+        norm = Normalize(cfg, din, self.dout, ctl, seq)
         m.submodules.control = ctl
         m.submodules.bfp = codecs
         m.submodules.normalize = norm
@@ -153,6 +153,14 @@ class BNUnit(wiring.Component):
                      *_lanes(stats.term_f, norm.stats.term_f),
                      *_lanes(stats.term_g, norm.stats.term_g),
                      *_lanes(stats.term_b, norm.stats.term_b)]
+        # normalize <-> range: the beats of the passes that track the chunk extrema (leaving
+        # the pipeline) and of backward pass 2 (entering it: its argmax/argmin flags); control
+        # -> range: the entering beat's chunk flags
+        m.d.comb += [rng.take.eq(norm.rng.take), rng.first.eq(norm.rng.first),
+                     rng.last.eq(norm.rng.last), *_lanes(rng.x, norm.rng.x),
+                     *_lanes(rng.in_x, norm.rng.in_x), rng.in_take.eq(norm.rng.in_take),
+                     rng.in_first.eq(ctl.first), rng.in_last.eq(ctl.last),
+                     *_lanes(norm.rng.ismax, rng.ismax), *_lanes(norm.rng.ismin, rng.ismin)]
         m.d.comb += [
             stats.clear.eq(ctl.clear),
             seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),

@@ -65,7 +65,6 @@ class Normalize(wiring.Component):
     din, dout : stream interfaces
         The unit's data streams.
     ctl : Control
-    rng : Range
     seq : ScalarSequencer
 
     Attributes
@@ -78,18 +77,28 @@ class Normalize(wiring.Component):
         To the ``stats`` block's ports of the same names: ``take_f``, ``take_b`` (a forward /
         backward statistics beat leaves the pipeline), ``term_f``, ``term_g``, ``term_b`` (its
         per-lane terms, :func:`lightnorm.rtl.bn.stats.term_fmts`).
+    rng : Out(wiring.Signature(...))
+        To and from the ``range`` block's ports of the same names: ``take``, ``first``,
+        ``last``, ``x`` (out: a beat leaving the pipeline in a pass that tracks the chunk
+        extrema, its chunk flags and lane words), ``in_x``, ``in_take`` (out: the lane words of
+        the beat entering the pipeline, taken in backward pass 2), ``ismax``, ``ismin`` (in:
+        that beat's argmax/argmin flags, grad "range").
     """
 
-    def __init__(self, cfg, din, dout, ctl, rng, seq):
+    def __init__(self, cfg, din, dout, ctl, seq):
         self.cfg = cfg
         self.din, self.dout = din, dout
-        self.ctl, self.rng, self.seq = ctl, rng, seq
-        G = cfg.lanes
+        self.ctl, self.seq = ctl, seq
+        G, F = cfg.lanes, cfg.fwd_fmt
         terms = {"take_f": Out(1), "take_b": Out(1)}
         for k, f in term_fmts(cfg).items():
             terms[f"term_{k}"] = Out(f.width).array(G)
+        extrema = {"take": Out(1), "first": Out(1), "last": Out(1), "x": Out(F.width).array(G),
+                   "in_x": Out(F.width).array(G), "in_take": Out(1),
+                   "ismax": In(1).array(G), "ismin": In(1).array(G)}
         super().__init__({"codec": In(codec_signature(cfg)),
-                          "stats": Out(wiring.Signature(terms))})
+                          "stats": Out(wiring.Signature(terms)),
+                          "rng": Out(wiring.Signature(extrema))})
 
     @property
     def levels(self):
@@ -293,7 +302,6 @@ class Normalize(wiring.Component):
             rg.take.eq(ctl.out_fire & ((kind == KIND_STAT) | (
                 (kind == KIND_BSTAT) if cfg.grad == "range" else 0))),
             rg.first.eq(out["first"]), rg.last.eq(out["last"]),
-            rg.in_first.eq(ctl.first), rg.in_last.eq(ctl.last),
             rg.in_take.eq(ctl.in_fire & (kind == KIND_DX)),
         ]
         # The sums' terms, widened exactly into W / WB at the pipeline output (so the pipeline
