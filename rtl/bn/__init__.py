@@ -29,7 +29,7 @@ from .control import Control
 from .normalize import Normalize, pipeline_latency
 from .rangestat import Range, programs, SEGMENTS
 from .recip import ScalarSequencer
-from .stats import Stats, acc_fmts
+from .stats import Stats, acc_fmts, acc_widths
 
 __all__ = ["BNUnit"]
 
@@ -92,28 +92,27 @@ class BNUnit(wiring.Component):
 
     def scalar_cycles(self):
         """Cycles of each sequencer segment, ``{segment name: cycles}`` (exact)."""
-        return {name: self._sequencer(Stats(self.cfg), Range(self.cfg),
-                                      Control(self.cfg, None, None)).cycles(k)
-                for k, name in enumerate(SEGMENTS)}
+        seq = self._sequencer()
+        return {name: seq.cycles(k) for k, name in enumerate(SEGMENTS)}
 
-    def _sequencer(self, stats, rng, ctl):
+    def _sequencer(self):
+        """The ``recip`` block: the sequencer of :func:`.rangestat.programs`, its operand ports
+        (``elaborate`` connects them) and the outputs the other blocks read."""
         cfg = self.cfg
         F, A, AB, G = cfg.fwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.lanes
-        sf = acc_fmts(cfg)
+        sf, sw = acc_fmts(cfg), acc_widths(cfg)
+        # name -> (port width, or a list of G for one word per lane; the program's format)
         inputs = {
-            "sum": (stats.acc_f, sf["f"]), "vsum": (stats.acc_f, sf["f"]),
-            "dgamma_w": (stats.acc_g, sf["g"]), "dbeta_w": (stats.acc_b, sf["b"]),
-            "inv_m_f": (ctl.inv_m[:A.width], A), "ck_f": (ctl.ck[:A.width], A),
-            "eps_f": (ctl.eps[:A.width], A),
-            "gamma_f": ([p[:A.width] for p in ctl.p0], A),
-            "beta_f": ([p[:A.width] for p in ctl.p1], A),
-            "inv_m_b": (ctl.inv_m[:AB.width], AB), "ck_b": (ctl.ck[:AB.width], AB),
-            "gamma_b": ([p[:AB.width] for p in ctl.p0], AB),
-            "s_b": ([p[:AB.width] for p in ctl.p2], AB),
+            "sum": ([sw["f"]] * G, sf["f"]), "vsum": ([sw["f"]] * G, sf["f"]),
+            "dgamma_w": ([sw["g"]] * G, sf["g"]), "dbeta_w": ([sw["b"]] * G, sf["b"]),
+            "inv_m_f": (A.width, A), "ck_f": (A.width, A), "eps_f": (A.width, A),
+            "gamma_f": ([A.width] * G, A), "beta_f": ([A.width] * G, A),
+            "inv_m_b": (AB.width, AB), "ck_b": (AB.width, AB),
+            "gamma_b": ([AB.width] * G, AB), "s_b": ([AB.width] * G, AB),
         }
         for j in range(cfg.chunks):
-            inputs[f"mx{j}"] = ([rng.mx[l][j] for l in range(G)], F)
-            inputs[f"mn{j}"] = ([rng.mn[l][j] for l in range(G)], F)
+            inputs[f"mx{j}"] = ([F.width] * G, F)
+            inputs[f"mn{j}"] = ([F.width] * G, F)
         stages = {"add": cfg.add_stages, "mul": cfg.mul_stages, "div": cfg.div_stages,
                   "sqrt": cfg.sqrt_stages, "minmax": cfg.minmax_stages}
         # What the other blocks read (normalize: the streaming constants; the result beats:
@@ -130,7 +129,7 @@ class BNUnit(wiring.Component):
         stats = Stats(cfg)
         rng = Range(cfg)
         ctl = Control(cfg, self.cmd, self.res, self.err)
-        seq = self._sequencer(stats, rng, ctl)
+        seq = self._sequencer()
         codecs = Codecs(cfg)
         # The datapath sees din except while control drops a refused command's beats.
         din = stream.Signature(cfg.din_width).create()
@@ -139,7 +138,7 @@ class BNUnit(wiring.Component):
             self.din.ready.eq(din.ready | ctl.drop),
             ctl.drop_fire.eq(self.din.valid & ctl.drop),
         ]
-        norm = Normalize(cfg, din, self.dout, ctl, seq)
+        norm = Normalize(cfg, din, self.dout, ctl)
         m.submodules.control = ctl
         m.submodules.bfp = codecs
         m.submodules.normalize = norm
@@ -166,6 +165,26 @@ class BNUnit(wiring.Component):
             seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),
             ctl.seq_done.eq(seq.done),
         ]
+        # control, stats, range -> recip: the operands of the per-channel programs (an operand
+        # port is as wide as the program's format: a control word's low bits)
+        operands = {
+            "sum": stats.acc_f, "vsum": stats.acc_f,
+            "dgamma_w": stats.acc_g, "dbeta_w": stats.acc_b,
+            "inv_m_f": ctl.inv_m, "ck_f": ctl.ck, "eps_f": ctl.eps,
+            "gamma_f": ctl.p0, "beta_f": ctl.p1,
+            "inv_m_b": ctl.inv_m, "ck_b": ctl.ck, "gamma_b": ctl.p0, "s_b": ctl.p2,
+        }
+        for j in range(cfg.chunks):
+            operands[f"mx{j}"] = [rng.mx[l][j] for l in range(cfg.lanes)]
+            operands[f"mn{j}"] = [rng.mn[l][j] for l in range(cfg.lanes)]
+        if set(operands) != set(seq.operand.signature.members):
+            raise AssertionError(f"sequencer operands {sorted(seq.operand.signature.members)} "
+                                 f"are not the connected ones {sorted(operands)}")
+        for name, src in operands.items():
+            m.d.comb += _lanes(getattr(seq.operand, name), src)
+        # recip -> normalize: the streaming constants (its seq ports, named as the outputs)
+        for name in norm.seq.signature.members:
+            m.d.comb += _lanes(getattr(norm.seq, name), getattr(seq.result, name))
         m.d.comb += [self.dout_last.eq(ctl.dout_last), self.res_last.eq(ctl.res_last)]
 
         # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2, no positions.  Forward: mu,
@@ -174,9 +193,9 @@ class BNUnit(wiring.Component):
             return Cat(v, Const(0, CW - len(v)))
         fwd, bwd = [], []
         for l in range(cfg.lanes):
-            fwd.append(Cat(slot(seq.values["mu_c"][l]), slot(seq.values["sig"][l]),
-                           slot(seq.values["s_c"][l])))
-            bwd.append(Cat(slot(seq.values["dgamma"][l]), slot(seq.values["dbeta"][l]),
+            fwd.append(Cat(slot(seq.result.mu_c[l]), slot(seq.result.sig[l]),
+                           slot(seq.result.s_c[l])))
+            bwd.append(Cat(slot(seq.result.dgamma[l]), slot(seq.result.dbeta[l]),
                            Const(0, CW)))
         ctl.res_words = {"fwd": fwd, "bwd": bwd}
         return m

@@ -65,7 +65,6 @@ class Normalize(wiring.Component):
     din, dout : stream interfaces
         The unit's data streams.
     ctl : Control
-    seq : ScalarSequencer
 
     Attributes
     ----------
@@ -83,22 +82,30 @@ class Normalize(wiring.Component):
         extrema, its chunk flags and lane words), ``in_x``, ``in_take`` (out: the lane words of
         the beat entering the pipeline, taken in backward pass 2), ``ismax``, ``ismin`` (in:
         that beat's argmax/argmin flags, grad "range").
+    seq : Out(wiring.Signature(...))
+        From the ``recip`` block's outputs of the same names: the streaming constants
+        ``mu_c``, ``a_c``, ``b_c`` (C) and ``a_bc``, ``c0_c`` and ``c1_c`` (grad "bn") or
+        ``c0p_c``, ``c0m_c`` (grad "range") (CB), in (``.array(G)``).
     """
 
-    def __init__(self, cfg, din, dout, ctl, seq):
+    def __init__(self, cfg, din, dout, ctl):
         self.cfg = cfg
         self.din, self.dout = din, dout
-        self.ctl, self.seq = ctl, seq
-        G, F = cfg.lanes, cfg.fwd_fmt
+        self.ctl = ctl
+        G, F, C, CB = cfg.lanes, cfg.fwd_fmt, cfg.fwd_const, cfg.bwd_const
         terms = {"take_f": Out(1), "take_b": Out(1)}
         for k, f in term_fmts(cfg).items():
             terms[f"term_{k}"] = Out(f.width).array(G)
         extrema = {"take": Out(1), "first": Out(1), "last": Out(1), "x": Out(F.width).array(G),
                    "in_x": Out(F.width).array(G), "in_take": Out(1),
                    "ismax": In(1).array(G), "ismin": In(1).array(G)}
+        consts = {"mu_c": C, "a_c": C, "b_c": C, "a_bc": CB, "c0_c": CB}
+        consts.update({"c1_c": CB} if cfg.grad == "bn" else {"c0p_c": CB, "c0m_c": CB})
         super().__init__({"codec": In(codec_signature(cfg)),
                           "stats": Out(wiring.Signature(terms)),
-                          "rng": Out(wiring.Signature(extrema))})
+                          "rng": Out(wiring.Signature(extrema)),
+                          "seq": Out(wiring.Signature({k: In(f.width).array(G)
+                                                       for k, f in consts.items()}))})
 
     @property
     def levels(self):
@@ -112,7 +119,7 @@ class Normalize(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, ctl, cod, seq = self.cfg, self.ctl, self.codec, self.seq
+        cfg, ctl, cod = self.cfg, self.ctl, self.codec
         G, F, B, AB = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt, cfg.bwd_acc_fmt
         P, PB, C, CB = cfg.fwd_op, cfg.bwd_op, cfg.fwd_const, cfg.bwd_const
         W, WB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
@@ -120,7 +127,7 @@ class Normalize(wiring.Component):
         pipe = Pipeline(self.latency, self.latency)
         kind = ctl.kind
         infer = ctl.mode == MODE_INFER
-        vals = seq.values
+        vals = {k: getattr(self.seq, k) for k in self.seq.signature.members}
 
         def cut(v, times):
             for _ in range(times):
