@@ -17,7 +17,7 @@ Streams and beat layouts: docs/interface.md.  The AXI4-Stream top level that ``m
 writes around the unit's Verilog (``bn_<preset>_axis``) is :class:`.axis.BNAxis`.
 """
 
-from amaranth.hdl import Cat, Const, Module
+from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -125,33 +125,46 @@ class BNUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        CW, AB = cfg.const_width, cfg.bwd_acc_fmt
-        stats = Stats(cfg)
-        rng = Range(cfg)
-        ctl = Control(cfg, self.cmd, self.res, self.err)
-        seq = self._sequencer()
-        codecs = Codecs(cfg)
+        G = cfg.lanes
+        m.submodules.control = ctl = Control(cfg)
+        m.submodules.bfp = codecs = Codecs(cfg)
+        m.submodules.normalize = norm = Normalize(cfg)
+        m.submodules.stats = stats = Stats(cfg)
+        m.submodules.range = rng = Range(cfg)
+        m.submodules.recip = seq = self._sequencer()
+
+        # The unit's streams: commands, results and refusals at control, data at normalize.
         # The datapath sees din except while control drops a refused command's beats.
-        din = stream.Signature(cfg.din_width).create()
+        wiring.connect(m, wiring.flipped(self.cmd), ctl.cmd)
+        wiring.connect(m, wiring.flipped(self.res), ctl.res)
+        wiring.connect(m, wiring.flipped(self.err), ctl.err)
         m.d.comb += [
-            din.payload.eq(self.din.payload), din.valid.eq(self.din.valid),
-            self.din.ready.eq(din.ready | ctl.drop),
+            norm.din.payload.eq(self.din.payload), norm.din.valid.eq(self.din.valid),
+            self.din.ready.eq(norm.din.ready | ctl.drop),
             ctl.drop_fire.eq(self.din.valid & ctl.drop),
         ]
-        norm = Normalize(cfg, din, self.dout, ctl)
-        m.submodules.control = ctl
-        m.submodules.bfp = codecs
-        m.submodules.normalize = norm
-        m.submodules.stats = stats
-        m.submodules.range = rng
-        m.submodules.recip = seq
+        wiring.connect(m, wiring.flipped(self.dout), norm.dout)
+        m.d.comb += [self.dout_last.eq(ctl.dout_last), self.res_last.eq(ctl.res_last)]
 
+        # control <-> normalize: the command and pass, the beats entering and leaving the
+        # pipeline, the command's lane words and (backward) its lane beats as they arrive
+        m.d.comb += [norm.ctl.mode.eq(ctl.mode), norm.ctl.kind.eq(ctl.kind),
+                     norm.ctl.accept.eq(ctl.accept),
+                     norm.ctl.first.eq(ctl.first), norm.ctl.last.eq(ctl.last),
+                     ctl.in_fire.eq(norm.ctl.in_fire), ctl.out_fire.eq(norm.ctl.out_fire),
+                     *_lanes(norm.ctl.p0, ctl.p0), *_lanes(norm.ctl.p1, ctl.p1),
+                     *_lanes(norm.ctl.p2, ctl.p2),
+                     norm.ctl.load_lane.eq(ctl.load_lane), norm.ctl.load_index.eq(ctl.load_index),
+                     *_lanes(norm.ctl.load_words, ctl.load_words)]
+        # normalize <-> bfp: the codecs at both ends of the pipeline
         wiring.connect(m, norm.codec, codecs)
-        # normalize -> stats: the terms of the sums, on the beats of a statistics pass
+        # normalize -> stats: the terms of the sums, on the beats of a statistics pass;
+        # control -> stats: clear at a command's start and before the variance pass
         m.d.comb += [stats.take_f.eq(norm.stats.take_f), stats.take_b.eq(norm.stats.take_b),
                      *_lanes(stats.term_f, norm.stats.term_f),
                      *_lanes(stats.term_g, norm.stats.term_g),
-                     *_lanes(stats.term_b, norm.stats.term_b)]
+                     *_lanes(stats.term_b, norm.stats.term_b),
+                     stats.clear.eq(ctl.clear)]
         # normalize <-> range: the beats of the passes that track the chunk extrema (leaving
         # the pipeline) and of backward pass 2 (entering it: its argmax/argmin flags); control
         # -> range: the entering beat's chunk flags
@@ -160,11 +173,9 @@ class BNUnit(wiring.Component):
                      *_lanes(rng.in_x, norm.rng.in_x), rng.in_take.eq(norm.rng.in_take),
                      rng.in_first.eq(ctl.first), rng.in_last.eq(ctl.last),
                      *_lanes(norm.rng.ismax, rng.ismax), *_lanes(norm.rng.ismin, rng.ismin)]
-        m.d.comb += [
-            stats.clear.eq(ctl.clear),
-            seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),
-            ctl.seq_done.eq(seq.done),
-        ]
+        # control <-> recip: run a program segment between two passes
+        m.d.comb += [seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),
+                     ctl.seq_done.eq(seq.done)]
         # control, stats, range -> recip: the operands of the per-channel programs (an operand
         # port is as wide as the program's format: a control word's low bits)
         operands = {
@@ -175,27 +186,16 @@ class BNUnit(wiring.Component):
             "inv_m_b": ctl.inv_m, "ck_b": ctl.ck, "gamma_b": ctl.p0, "s_b": ctl.p2,
         }
         for j in range(cfg.chunks):
-            operands[f"mx{j}"] = [rng.mx[l][j] for l in range(cfg.lanes)]
-            operands[f"mn{j}"] = [rng.mn[l][j] for l in range(cfg.lanes)]
+            operands[f"mx{j}"] = [rng.mx[l][j] for l in range(G)]
+            operands[f"mn{j}"] = [rng.mn[l][j] for l in range(G)]
         if set(operands) != set(seq.operand.signature.members):
             raise AssertionError(f"sequencer operands {sorted(seq.operand.signature.members)} "
                                  f"are not the connected ones {sorted(operands)}")
         for name, src in operands.items():
             m.d.comb += _lanes(getattr(seq.operand, name), src)
-        # recip -> normalize: the streaming constants (its seq ports, named as the outputs)
-        for name in norm.seq.signature.members:
-            m.d.comb += _lanes(getattr(norm.seq, name), getattr(seq.result, name))
-        m.d.comb += [self.dout_last.eq(ctl.dout_last), self.res_last.eq(ctl.res_last)]
-
-        # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2, no positions.  Forward: mu,
-        # s in C and sig in A; backward: dgamma, dbeta rounded from W into AB by the sequencer.
-        def slot(v):
-            return Cat(v, Const(0, CW - len(v)))
-        fwd, bwd = [], []
-        for l in range(cfg.lanes):
-            fwd.append(Cat(slot(seq.result.mu_c[l]), slot(seq.result.sig[l]),
-                           slot(seq.result.s_c[l])))
-            bwd.append(Cat(slot(seq.result.dgamma[l]), slot(seq.result.dbeta[l]),
-                           Const(0, CW)))
-        ctl.res_words = {"fwd": fwd, "bwd": bwd}
+        # recip -> normalize (the streaming constants) and -> control (what the result beats
+        # carry): their seq port groups, named as the sequencer's outputs
+        for block in (norm, ctl):
+            for name in block.seq.signature.members:
+                m.d.comb += _lanes(getattr(block.seq, name), getattr(seq.result, name))
         return m

@@ -62,12 +62,20 @@ class Normalize(wiring.Component):
     Parameters
     ----------
     cfg : BNConfig
-    din, dout : stream interfaces
-        The unit's data streams.
-    ctl : Control
 
     Attributes
     ----------
+    din : In(stream.Signature(cfg.din_width))
+        Data in (the unit's, less the beats of a refused command): taken while ``ctl.accept``.
+    dout : Out(stream.Signature(cfg.dout_width))
+        Data out: the pipeline output of the ``Y`` / ``DX`` passes.
+    ctl : Out(wiring.Signature(...))
+        To and from the ``control`` block's ports of the same names: ``mode``, ``kind`` (in:
+        the current command and pass), ``accept``, ``first``, ``last`` (in: the pass takes
+        beats; chunk flags of the entering beat), ``in_fire``, ``out_fire`` (out: a beat
+        entered / left the pipeline), ``p0``, ``p1``, ``p2`` (in: the command's lane words),
+        ``load_lane``, ``load_index``, ``load_words`` (in: a backward lane beat on the command
+        stream, whose mu and s are rounded into CB as it arrives).
     codec : In(codec_signature(cfg))
         The ``bfp`` block's ports, flipped: ``x_raw``, ``dy_raw`` (out: the packed beat entering
         the pipeline), ``x_words``, ``dy_words`` (in: its lane words), ``y_acc``, ``dx_acc``
@@ -88,11 +96,14 @@ class Normalize(wiring.Component):
         ``c0p_c``, ``c0m_c`` (grad "range") (CB), in (``.array(G)``).
     """
 
-    def __init__(self, cfg, din, dout, ctl):
+    def __init__(self, cfg):
         self.cfg = cfg
-        self.din, self.dout = din, dout
-        self.ctl = ctl
-        G, F, C, CB = cfg.lanes, cfg.fwd_fmt, cfg.fwd_const, cfg.bwd_const
+        G, F, C, CB, CW = cfg.lanes, cfg.fwd_fmt, cfg.fwd_const, cfg.bwd_const, cfg.const_width
+        pass_ = {"mode": In(2), "kind": In(3), "accept": In(1), "first": In(1), "last": In(1),
+                 "in_fire": Out(1), "out_fire": Out(1),
+                 "p0": In(CW).array(G), "p1": In(CW).array(G), "p2": In(CW).array(G),
+                 "load_lane": In(1), "load_index": In(range(max(2, G))),
+                 "load_words": In(CW).array(3)}
         terms = {"take_f": Out(1), "take_b": Out(1)}
         for k, f in term_fmts(cfg).items():
             terms[f"term_{k}"] = Out(f.width).array(G)
@@ -101,7 +112,10 @@ class Normalize(wiring.Component):
                    "ismax": In(1).array(G), "ismin": In(1).array(G)}
         consts = {"mu_c": C, "a_c": C, "b_c": C, "a_bc": CB, "c0_c": CB}
         consts.update({"c1_c": CB} if cfg.grad == "bn" else {"c0p_c": CB, "c0m_c": CB})
-        super().__init__({"codec": In(codec_signature(cfg)),
+        super().__init__({"din": In(stream.Signature(cfg.din_width)),
+                          "dout": Out(stream.Signature(cfg.dout_width)),
+                          "ctl": Out(wiring.Signature(pass_)),
+                          "codec": In(codec_signature(cfg)),
                           "stats": Out(wiring.Signature(terms)),
                           "rng": Out(wiring.Signature(extrema)),
                           "seq": Out(wiring.Signature({k: In(f.width).array(G)
@@ -176,10 +190,8 @@ class Normalize(wiring.Component):
             mu_cb = [ctl.p1[l][:AB.width] for l in range(G)]
             s_cb = [ctl.p2[l][:AB.width] for l in range(G)]
         else:
-            CW = cfg.const_width
-            beat = ctl.cmd.payload
-            in_mu = fp_convert(m, "cv_cmd_mu_cb", AB, CB, beat[CW:CW + AB.width])
-            in_s = fp_convert(m, "cv_cmd_s_cb", AB, CB, beat[2 * CW:2 * CW + AB.width])
+            in_mu = fp_convert(m, "cv_cmd_mu_cb", AB, CB, ctl.load_words[1][:AB.width])
+            in_s = fp_convert(m, "cv_cmd_s_cb", AB, CB, ctl.load_words[2][:AB.width])
             mu_cb = [Signal(CB.width, name=f"mu_cb_l{l}", reset_less=True) for l in range(G)]
             s_cb = [Signal(CB.width, name=f"s_cb_l{l}", reset_less=True) for l in range(G)]
             for l in range(G):
