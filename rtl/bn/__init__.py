@@ -13,6 +13,11 @@ synthesis report lists separately (docs/architecture.md):
 ``recip``     the shared scalar sequencer: mean, range/variance, reciprocal, sqrt, a, b,
               gradient constants (:mod:`.recip`)
 
+Every block is a ``wiring.Component`` built from the config alone, whose signature says what it
+consumes and produces (its docstring lists the ports); no block is given another block.
+:meth:`BNUnit.elaborate` instantiates them and makes every connection, so the unit's data flow
+reads there (docs/architecture.md, "Connections").
+
 Streams and beat layouts: docs/interface.md.  The AXI4-Stream top level that ``make verilog``
 writes around the unit's Verilog (``bn_<preset>_axis``) is :class:`.axis.BNAxis`.
 """

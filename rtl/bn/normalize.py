@@ -99,11 +99,11 @@ class Normalize(wiring.Component):
     def __init__(self, cfg):
         self.cfg = cfg
         G, F, C, CB, CW = cfg.lanes, cfg.fwd_fmt, cfg.fwd_const, cfg.bwd_const, cfg.const_width
-        pass_ = {"mode": In(2), "kind": In(3), "accept": In(1), "first": In(1), "last": In(1),
-                 "in_fire": Out(1), "out_fire": Out(1),
-                 "p0": In(CW).array(G), "p1": In(CW).array(G), "p2": In(CW).array(G),
-                 "load_lane": In(1), "load_index": In(range(max(2, G))),
-                 "load_words": In(CW).array(3)}
+        control = {"mode": In(2), "kind": In(3), "accept": In(1), "first": In(1), "last": In(1),
+                   "in_fire": Out(1), "out_fire": Out(1),
+                   "p0": In(CW).array(G), "p1": In(CW).array(G), "p2": In(CW).array(G),
+                   "load_lane": In(1), "load_index": In(range(max(2, G))),
+                   "load_words": In(CW).array(3)}
         terms = {"take_f": Out(1), "take_b": Out(1)}
         for k, f in term_fmts(cfg).items():
             terms[f"term_{k}"] = Out(f.width).array(G)
@@ -114,7 +114,7 @@ class Normalize(wiring.Component):
         consts.update({"c1_c": CB} if cfg.grad == "bn" else {"c0p_c": CB, "c0m_c": CB})
         super().__init__({"din": In(stream.Signature(cfg.din_width)),
                           "dout": Out(stream.Signature(cfg.dout_width)),
-                          "ctl": Out(wiring.Signature(pass_)),
+                          "ctl": Out(wiring.Signature(control)),
                           "codec": In(codec_signature(cfg)),
                           "stats": Out(wiring.Signature(terms)),
                           "rng": Out(wiring.Signature(extrema)),
