@@ -18,10 +18,8 @@ from amaranth.sim import Simulator
 
 from lightnorm.golden.bnconfig import BN_PRESETS, SUMSQ_PRESETS
 from lightnorm.rtl.bn import BNUnit, recip
-from lightnorm.rtl.bn.control import Control
-from lightnorm.rtl.bn.rangestat import Range, programs
+from lightnorm.rtl.bn.rangestat import programs
 from lightnorm.rtl.bn.recip import Op, ScalarSequencer, allocate
-from lightnorm.rtl.bn.stats import Stats
 
 from .test_bn import small_config
 
@@ -40,7 +38,7 @@ def unit_sequencer(cfg, **changes):
     """The sequencer :class:`BNUnit` builds for ``cfg`` (its inputs, outputs and programs)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedElaboratable)
-        return BNUnit(cfg)._sequencer(Stats(cfg), Range(cfg), Control(cfg, None, None))
+        return BNUnit(cfg)._sequencer()
 
 
 def check_allocation(segments, inputs, outputs, alloc):

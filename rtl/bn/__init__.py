@@ -13,11 +13,16 @@ synthesis report lists separately (docs/architecture.md):
 ``recip``     the shared scalar sequencer: mean, range/variance, reciprocal, sqrt, a, b,
               gradient constants (:mod:`.recip`)
 
+Every block is a ``wiring.Component`` built from the config alone, whose signature says what it
+consumes and produces (its docstring lists the ports); no block is given another block.
+:meth:`BNUnit.elaborate` instantiates them and makes every connection, so the unit's data flow
+reads there (docs/architecture.md, "Connections").
+
 Streams and beat layouts: docs/interface.md.  The AXI4-Stream top level that ``make verilog``
 writes around the unit's Verilog (``bn_<preset>_axis``) is :class:`.axis.BNAxis`.
 """
 
-from amaranth.hdl import Cat, Const, Module
+from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,12 +31,21 @@ from lightnorm.golden.bnconfig import BNConfig
 
 from .bfp import Codecs
 from .control import Control
-from .normalize import Normalize
+from .normalize import Normalize, pipeline_latency
 from .rangestat import Range, programs, SEGMENTS
 from .recip import ScalarSequencer
-from .stats import Stats
+from .stats import Stats, acc_fmts, acc_widths
 
 __all__ = ["BNUnit"]
+
+
+def _lanes(dst, src):
+    """``dst[l].eq(src[l])`` for every lane (and chunk: nested lists) of two port lists."""
+    if isinstance(dst, (list, tuple)):
+        if len(dst) != len(src):
+            raise ValueError(f"lane counts differ: {len(dst)} and {len(src)}")
+        return [a for d, s in zip(dst, src) for a in _lanes(d, s)]
+    return [dst.eq(src)]
 
 
 class BNUnit(wiring.Component):
@@ -79,33 +93,32 @@ class BNUnit(wiring.Component):
     @property
     def stream_latency(self):
         """Register stages from ``din`` to ``dout`` (and to the accumulators)."""
-        return Normalize(self.cfg, None, None, None, None, None, None, None).latency
+        return pipeline_latency(self.cfg)
 
     def scalar_cycles(self):
         """Cycles of each sequencer segment, ``{segment name: cycles}`` (exact)."""
-        return {name: self._sequencer(Stats(self.cfg), Range(self.cfg),
-                                      Control(self.cfg, None, None)).cycles(k)
-                for k, name in enumerate(SEGMENTS)}
+        seq = self._sequencer()
+        return {name: seq.cycles(k) for k, name in enumerate(SEGMENTS)}
 
-    def _sequencer(self, stats, rng, ctl):
+    def _sequencer(self):
+        """The ``recip`` block: the sequencer of :func:`.rangestat.programs`, its operand ports
+        (``elaborate`` connects them) and the outputs the other blocks read."""
         cfg = self.cfg
         F, A, AB, G = cfg.fwd_fmt, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.lanes
-        sf = stats.acc_fmts()
+        sf, sw = acc_fmts(cfg), acc_widths(cfg)
+        # name -> (port width, or a list of G for one word per lane; the program's format)
         inputs = {
-            "sum": (stats.acc_f, sf["f"]), "vsum": (stats.acc_f, sf["f"]),
-            "dgamma_w": (stats.acc_g, sf["g"]), "dbeta_w": (stats.acc_b, sf["b"]),
-            "sumsq": (stats.acc_g, sf["g"]),    # variance "sumsq": forward sum of x*x
-            "inv_m_f": (ctl.inv_m[:A.width], A), "ck_f": (ctl.ck[:A.width], A),
-            "eps_f": (ctl.eps[:A.width], A),
-            "gamma_f": ([p[:A.width] for p in ctl.p0], A),
-            "beta_f": ([p[:A.width] for p in ctl.p1], A),
-            "inv_m_b": (ctl.inv_m[:AB.width], AB), "ck_b": (ctl.ck[:AB.width], AB),
-            "gamma_b": ([p[:AB.width] for p in ctl.p0], AB),
-            "s_b": ([p[:AB.width] for p in ctl.p2], AB),
+            "sum": ([sw["f"]] * G, sf["f"]), "vsum": ([sw["f"]] * G, sf["f"]),
+            "dgamma_w": ([sw["g"]] * G, sf["g"]), "dbeta_w": ([sw["b"]] * G, sf["b"]),
+            "sumsq": ([sw["g"]] * G, sf["g"]),     # variance "sumsq": forward sum of x*x
+            "inv_m_f": (A.width, A), "ck_f": (A.width, A), "eps_f": (A.width, A),
+            "gamma_f": ([A.width] * G, A), "beta_f": ([A.width] * G, A),
+            "inv_m_b": (AB.width, AB), "ck_b": (AB.width, AB),
+            "gamma_b": ([AB.width] * G, AB), "s_b": ([AB.width] * G, AB),
         }
         for j in range(cfg.chunks):
-            inputs[f"mx{j}"] = ([rng.mx[l][j] for l in range(G)], F)
-            inputs[f"mn{j}"] = ([rng.mn[l][j] for l in range(G)], F)
+            inputs[f"mx{j}"] = ([F.width] * G, F)
+            inputs[f"mn{j}"] = ([F.width] * G, F)
         stages = {"add": cfg.add_stages, "mul": cfg.mul_stages, "div": cfg.div_stages,
                   "sqrt": cfg.sqrt_stages, "minmax": cfg.minmax_stages,
                   # an exact sum's FixedToFloat: negate, normalize and round, as an adder does
@@ -120,43 +133,77 @@ class BNUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        CW, AB = cfg.const_width, cfg.bwd_acc_fmt
-        stats = Stats(cfg)
-        rng = Range(cfg)
-        ctl = Control(cfg, self.cmd, self.res, self.err)
-        seq = self._sequencer(stats, rng, ctl)
-        codecs = Codecs(cfg)
+        G = cfg.lanes
+        m.submodules.control = ctl = Control(cfg)
+        m.submodules.bfp = codecs = Codecs(cfg)
+        m.submodules.normalize = norm = Normalize(cfg)
+        m.submodules.stats = stats = Stats(cfg)
+        m.submodules.range = rng = Range(cfg)
+        m.submodules.recip = seq = self._sequencer()
+
+        # The unit's streams: commands, results and refusals at control, data at normalize.
         # The datapath sees din except while control drops a refused command's beats.
-        din = stream.Signature(cfg.din_width).create()
+        wiring.connect(m, wiring.flipped(self.cmd), ctl.cmd)
+        wiring.connect(m, wiring.flipped(self.res), ctl.res)
+        wiring.connect(m, wiring.flipped(self.err), ctl.err)
         m.d.comb += [
-            din.payload.eq(self.din.payload), din.valid.eq(self.din.valid),
-            self.din.ready.eq(din.ready | ctl.drop),
+            norm.din.payload.eq(self.din.payload), norm.din.valid.eq(self.din.valid),
+            self.din.ready.eq(norm.din.ready | ctl.drop),
             ctl.drop_fire.eq(self.din.valid & ctl.drop),
         ]
-        norm = Normalize(cfg, din, self.dout, ctl, codecs, stats, rng, seq)
-        m.submodules.control = ctl
-        m.submodules.bfp = codecs
-        m.submodules.normalize = norm
-        m.submodules.stats = stats
-        m.submodules.range = rng
-        m.submodules.recip = seq
-
-        m.d.comb += [
-            stats.clear.eq(ctl.clear),
-            seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),
-            ctl.seq_done.eq(seq.done),
-        ]
+        wiring.connect(m, wiring.flipped(self.dout), norm.dout)
         m.d.comb += [self.dout_last.eq(ctl.dout_last), self.res_last.eq(ctl.res_last)]
 
-        # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2, no positions.  Forward: mu,
-        # s in C and sig in A; backward: dgamma, dbeta rounded from W into AB by the sequencer.
-        def slot(v):
-            return Cat(v, Const(0, CW - len(v)))
-        fwd, bwd = [], []
-        for l in range(cfg.lanes):
-            fwd.append(Cat(slot(seq.values["mu_c"][l]), slot(seq.values["sig"][l]),
-                           slot(seq.values["s_c"][l])))
-            bwd.append(Cat(slot(seq.values["dgamma"][l]), slot(seq.values["dbeta"][l]),
-                           Const(0, CW)))
-        ctl.res_words = {"fwd": fwd, "bwd": bwd}
+        # control <-> normalize: the command and pass, the beats entering and leaving the
+        # pipeline, the command's lane words and (backward) its lane beats as they arrive
+        m.d.comb += [norm.ctl.mode.eq(ctl.mode), norm.ctl.kind.eq(ctl.kind),
+                     norm.ctl.accept.eq(ctl.accept),
+                     norm.ctl.first.eq(ctl.first), norm.ctl.last.eq(ctl.last),
+                     ctl.in_fire.eq(norm.ctl.in_fire), ctl.out_fire.eq(norm.ctl.out_fire),
+                     *_lanes(norm.ctl.p0, ctl.p0), *_lanes(norm.ctl.p1, ctl.p1),
+                     *_lanes(norm.ctl.p2, ctl.p2),
+                     norm.ctl.load_lane.eq(ctl.load_lane), norm.ctl.load_index.eq(ctl.load_index),
+                     *_lanes(norm.ctl.load_words, ctl.load_words)]
+        # normalize <-> bfp: the codecs at both ends of the pipeline
+        wiring.connect(m, norm.codec, codecs)
+        # normalize -> stats: the terms of the sums, on the beats of a statistics pass;
+        # control -> stats: clear at a command's start and before the variance pass
+        m.d.comb += [stats.take_f.eq(norm.stats.take_f), stats.take_b.eq(norm.stats.take_b),
+                     *_lanes(stats.term_f, norm.stats.term_f),
+                     *_lanes(stats.term_g, norm.stats.term_g),
+                     *_lanes(stats.term_b, norm.stats.term_b),
+                     stats.clear.eq(ctl.clear)]
+        # normalize <-> range: the beats of the passes that track the chunk extrema (leaving
+        # the pipeline) and of backward pass 2 (entering it: its argmax/argmin flags); control
+        # -> range: the entering beat's chunk flags
+        m.d.comb += [rng.take.eq(norm.rng.take), rng.first.eq(norm.rng.first),
+                     rng.last.eq(norm.rng.last), *_lanes(rng.x, norm.rng.x),
+                     *_lanes(rng.in_x, norm.rng.in_x), rng.in_take.eq(norm.rng.in_take),
+                     rng.in_first.eq(ctl.first), rng.in_last.eq(ctl.last),
+                     *_lanes(norm.rng.ismax, rng.ismax), *_lanes(norm.rng.ismin, rng.ismin)]
+        # control <-> recip: run a program segment between two passes
+        m.d.comb += [seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),
+                     ctl.seq_done.eq(seq.done)]
+        # control, stats, range -> recip: the operands of the per-channel programs (an operand
+        # port is as wide as the program's format: a control word's low bits)
+        operands = {
+            "sum": stats.acc_f, "vsum": stats.acc_f,
+            "dgamma_w": stats.acc_g, "dbeta_w": stats.acc_b, "sumsq": stats.acc_g,
+            "inv_m_f": ctl.inv_m, "ck_f": ctl.ck, "eps_f": ctl.eps,
+            "gamma_f": ctl.p0, "beta_f": ctl.p1,
+            "inv_m_b": ctl.inv_m, "ck_b": ctl.ck, "gamma_b": ctl.p0, "s_b": ctl.p2,
+        }
+        for j in range(cfg.chunks):
+            operands[f"mx{j}"] = [rng.mx[l][j] for l in range(G)]
+            operands[f"mn{j}"] = [rng.mn[l][j] for l in range(G)]
+        if set(operands) != set(seq.operand.signature.members):
+            raise AssertionError(f"sequencer operands {sorted(seq.operand.signature.members)} "
+                                 f"are not the connected ones {sorted(operands)}")
+        for name, src in operands.items():
+            m.d.comb += _lanes(getattr(seq.operand, name), src)
+        # recip -> normalize (the streaming constants) and -> control (what the result beats
+        # carry): their seq port groups, named as the sequencer's outputs
+        for block in (norm, ctl):
+            for name in block.seq.signature.members:
+                m.d.comb += _lanes(getattr(block.seq, name), getattr(seq.result, name))
         return m

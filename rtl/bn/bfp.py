@@ -8,14 +8,37 @@ docs/bn-spec.md section 2).  The pipeline registers around the codecs belong to 
 ``normalize`` block, which owns the one whole-datapath stall.
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
+from amaranth.hdl import Cat, Module, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from .common import core, fp_convert
 
-__all__ = ["Codecs"]
+__all__ = ["Codecs", "codec_signature"]
 
 
-class Codecs(Elaboratable):
+def codec_signature(cfg):
+    """The ports of the ``bfp`` block (:class:`Codecs`), as it sees them.
+
+    The ``normalize`` block, which uses the codecs inside its pipeline, has the flipped
+    signature (``In(codec_signature(cfg))``), so the unit connects the two with one
+    ``wiring.connect``.
+    """
+    G, F, B = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt
+    A, AB = cfg.fwd_op, cfg.bwd_op
+    return wiring.Signature({
+        "x_raw": In(cfg.tensor_width("x")),
+        "dy_raw": In(cfg.tensor_width("dy")),
+        "x_words": Out(F.width).array(G),
+        "dy_words": Out(B.width).array(G),
+        "y_acc": In(A.width).array(G),
+        "dx_acc": In(AB.width).array(G),
+        "y_raw": Out(cfg.tensor_width("y")),
+        "dx_raw": Out(cfg.tensor_width("dx")),
+    })
+
+
+class Codecs(wiring.Component):
     """Combinational codecs of the four streamed tensors.
 
     Parameters
@@ -24,28 +47,19 @@ class Codecs(Elaboratable):
 
     Attributes
     ----------
-    x_raw, dy_raw : Signal, in
-        Packed x / dy beats (``cfg.tensor_width("x")`` / ``("dy")`` bits).
-    x_words, dy_words : list of Signal, out
+    x_raw, dy_raw : In(cfg.tensor_width("x")), In(cfg.tensor_width("dy"))
+        Packed x / dy beats.
+    x_words, dy_words : Out(F.width).array(G), Out(B.width).array(G)
         Per-lane F / B words.
-    y_acc, dx_acc : list of Signal, in
+    y_acc, dx_acc : In(P.width).array(G), In(PB.width).array(G)
         Per-lane results in the op formats P / PB.
-    y_raw, dx_raw : Signal, out
+    y_raw, dx_raw : Out(cfg.tensor_width("y")), Out(cfg.tensor_width("dx"))
         Packed y / dx beats.
     """
 
     def __init__(self, cfg):
         self.cfg = cfg
-        G, F, B = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt
-        A, AB = cfg.fwd_op, cfg.bwd_op
-        self.x_raw = Signal(cfg.tensor_width("x"))
-        self.dy_raw = Signal(cfg.tensor_width("dy"))
-        self.x_words = [Signal(F.width, name=f"x_word{l}") for l in range(G)]
-        self.dy_words = [Signal(B.width, name=f"dy_word{l}") for l in range(G)]
-        self.y_acc = [Signal(A.width, name=f"y_acc{l}") for l in range(G)]
-        self.dx_acc = [Signal(AB.width, name=f"dx_acc{l}") for l in range(G)]
-        self.y_raw = Signal(cfg.tensor_width("y"))
-        self.dx_raw = Signal(cfg.tensor_width("dx"))
+        super().__init__(codec_signature(cfg))
 
     def _decode(self, m, name, bfmt, fmt, raw, words):
         if bfmt is None:

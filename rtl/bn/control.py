@@ -26,9 +26,11 @@ Passes per mode: forward range and conventional with variance "sumsq" ``STAT, Y`
 conventional ``STAT, VAR, Y``; backward ``BSTAT, DX``; inference ``Y``.
 """
 
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
-from lightnorm.golden.bn import ERRORS, ERROR_CODE_BITS
+from lightnorm.golden.bn import ERRORS, ERROR_CODE_BITS, error_width
 
 from .rangestat import SEGMENTS
 
@@ -54,97 +56,101 @@ def pass_plan(cfg):
             MODE_INFER: [(KIND_Y, None, False)]}
 
 
-class Control(Elaboratable):
+class Control(wiring.Component):
     """Command/result stream framing and the pass FSM.
 
     Parameters
     ----------
     cfg : BNConfig
-    cmd, res, err : stream interfaces
-        The unit's command input, result output and refused-command output (driven/read here).
 
     Attributes
     ----------
-    mode, m, q, r, inv_m, ck, eps : Signal
+    cmd : In(stream.Signature(cfg.cmd_width))
+    res : Out(stream.Signature(cfg.result_width))
+    err : Out(stream.Signature(lightnorm.golden.bn.error_width(cfg)))
+        The unit's command input, result output and refused-command output.
+    mode, m, q, r, inv_m, ck, eps : Out(2), Out(m_bits), Out(m_bits), Out(r_bits), Out(CW) x 3
         Header fields of the current command.
-    p0, p1, p2 : list of Signal
+    p0, p1, p2 : Out(CW).array(G)
         Lane words of the current command.
-    kind : Signal
+    kind : Out(3)
         Kind of the current pass (``KIND_*``).
-    accept : Signal, out
+    accept : Out(1)
         The current pass still takes data-in beats.
-    in_fire, out_fire : Signal, in
+    in_fire, out_fire : In(1)
         A beat entered / left the normalize pipeline this cycle.
-    first, last, chunk : Signal, out
+    first, last, chunk : Out(1), Out(1), Out(chunk bits)
         Side-band of the entering beat: chunk boundaries and chunk index (the unit keeps no
         absolute position besides the pass's beat counter).
-    clear : Signal, out
+    clear : Out(1)
         Clear the accumulators.
-    seq_start, seq_entry, seq_done
-        Handshake with the scalar sequencer (``seq_done`` in).
-    load_lane, load_index : Signal, out
+    seq_start, seq_entry, seq_done : Out(1), Out(range(len(SEGMENTS))), In(1)
+        Handshake with the scalar sequencer.
+    load_lane, load_index : Out(1), Out(range(max(2, G)))
         A backward lane beat for lane ``load_index`` is taken this cycle (normalize rounds its
         mu and s into CB registers); never for a refused command.
-    res_words : dict, in
-        ``"fwd"``/``"bwd"`` -> list (lanes) of result payload Values.
-    error : Signal, out
+    load_words : Out(CW).array(3)
+        The p0, p1, p2 words of the lane beat on the command stream.
+    seq : Out(wiring.Signature(...))
+        The values the result beats carry, in (``.array(G)``), from the ``recip`` block's
+        outputs of the same names: ``mu_c``, ``s_c`` (C), ``sig`` (A), ``dgamma``, ``dbeta``
+        (AB).
+    error : Out(ERROR_CODE_BITS)
         Refusal code of the registered header (:data:`lightnorm.golden.bn.ERRORS`; 0: it
         runs), valid from the first lane beat on.
-    drop : Signal, out
+    drop : Out(1)
         A refused command still takes data-in beats (they bypass the datapath).
-    drop_fire : Signal, in
+    drop_fire : In(1)
         A data-in beat was taken and dropped this cycle.
-    dout_last, res_last : Signal, out
+    dout_last, res_last : Out(1)
         Frame ends for the stream wrappers (:mod:`.axis`): the data-out beat on offer is the
         m-th of its pass (``dout`` is only valid in the last pass, whose beats ``out_cnt``
         counts), and the result beat on offer is lane G-1's.  Both come from counters that
         advance only on a transfer, so they are stable while a beat is held.
     """
 
-    def __init__(self, cfg, cmd, res, err=None):
+    def __init__(self, cfg):
         self.cfg = cfg
-        self.cmd, self.res, self.err = cmd, res, err
         G, MB, CW, K = cfg.lanes, cfg.m_bits, cfg.const_width, cfg.chunks
-        # Only control state has a reset (FSM, pass index, counters, result emitter, mode).
-        # The header fields and lane words are data: HEADER/LANES write every one of them
-        # before any pass can use it, and after a reset nothing reads them until then (all
-        # valid bits are reset, ``accept`` is 0 outside PASS), so they are ``reset_less``.
-        self.mode = Signal(2)
-        self.m = Signal(MB, reset_less=True)
-        self.q = Signal(MB, reset_less=True)
-        self.r = Signal(cfg.r_bits, reset_less=True)
-        self.inv_m = Signal(CW, reset_less=True)
-        self.ck = Signal(CW, reset_less=True)
-        self.eps = Signal(CW, reset_less=True)
-        self.p0 = [Signal(CW, name=f"p0_l{l}", reset_less=True) for l in range(G)]
-        self.p1 = [Signal(CW, name=f"p1_l{l}", reset_less=True) for l in range(G)]
-        self.p2 = [Signal(CW, name=f"p2_l{l}", reset_less=True) for l in range(G)]
-        self.kind = Signal(3)
-        self.accept = Signal()
-        self.in_fire = Signal()
-        self.out_fire = Signal()
-        self.first, self.last = Signal(), Signal()
-        self.chunk = Signal(max(1, (K - 1).bit_length()))
-        self.clear = Signal()
-        self.seq_start = Signal()
-        self.seq_entry = Signal(range(len(SEGMENTS)))
-        self.seq_done = Signal()
-        self.load_lane = Signal()
-        self.load_index = Signal(range(max(2, G)))
-        self.res_words = {}
-        self.error = Signal(ERROR_CODE_BITS)
-        self.drop = Signal()
-        self.drop_fire = Signal()
-        self.dout_last = Signal()
-        self.res_last = Signal()
-        #: Cycle-level state for the testbench and waveforms.
-        self.state_pass = Signal()
+        C, A, AB = cfg.fwd_const, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
+        results = {"mu_c": C, "sig": A, "s_c": C, "dgamma": AB, "dbeta": AB}
+        super().__init__({
+            "cmd": In(stream.Signature(cfg.cmd_width)),
+            "res": Out(stream.Signature(cfg.result_width)),
+            "err": Out(stream.Signature(error_width(cfg))),
+            "mode": Out(2), "m": Out(MB), "q": Out(MB), "r": Out(cfg.r_bits),
+            "inv_m": Out(CW), "ck": Out(CW), "eps": Out(CW),
+            "p0": Out(CW).array(G), "p1": Out(CW).array(G), "p2": Out(CW).array(G),
+            "kind": Out(3), "accept": Out(1), "in_fire": In(1), "out_fire": In(1),
+            "first": Out(1), "last": Out(1), "chunk": Out(max(1, (K - 1).bit_length())),
+            "clear": Out(1),
+            "seq_start": Out(1), "seq_entry": Out(range(len(SEGMENTS))), "seq_done": In(1),
+            "load_lane": Out(1), "load_index": Out(range(max(2, G))),
+            "load_words": Out(CW).array(3),
+            "seq": Out(wiring.Signature({k: In(f.width).array(G) for k, f in results.items()})),
+            "error": Out(ERROR_CODE_BITS), "drop": Out(1), "drop_fire": In(1),
+            "dout_last": Out(1), "res_last": Out(1),
+        })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         G, MB, CW, K = cfg.lanes, cfg.m_bits, cfg.const_width, cfg.chunks
         cmd, res = self.cmd, self.res
+
+        # Only control state has a reset (FSM, pass index, counters, result emitter, mode).
+        # The header fields and lane words are data: HEADER/LANES write every one of them
+        # before any pass can use it, and after a reset nothing reads them until then (all
+        # valid bits are reset, ``accept`` is 0 outside PASS), so their registers are
+        # ``reset_less``; the ports of the same names show them.
+        hdr = {k: Signal(len(getattr(self, k)), name=k, reset_less=True)
+               for k in ("m", "q", "r", "inv_m", "ck", "eps")}
+        words = {k: [Signal(CW, name=f"{k}_l{l}", reset_less=True) for l in range(G)]
+                 for k in ("p0", "p1", "p2")}
+        m.d.comb += [getattr(self, k).eq(v) for k, v in hdr.items()]
+        m.d.comb += [p.eq(v) for k, vs in words.items() for p, v in zip(getattr(self, k), vs)]
+        # Cycle-level state for waveforms.
+        state_pass = Signal()
 
         # -- pass plan as small lookup tables indexed by (mode, pass index) --------------------
         plan = pass_plan(cfg)
@@ -198,8 +204,14 @@ class Control(Elaboratable):
         res_busy = Signal()
         res_lane = Signal(range(max(2, G)))
         res_start = Signal()
-        payload = Mux(self.mode == 1, Array(self.res_words["bwd"])[res_lane],
-                      Array(self.res_words["fwd"])[res_lane])
+        # Result beats (docs/bn-spec.md section 7): r0 | r1 | r2, no positions.  Forward: mu,
+        # s in C and sig in A; backward: dgamma, dbeta rounded from W into AB by the sequencer.
+        def slot(v):
+            return Cat(v, Const(0, CW - len(v)))
+        vals = self.seq
+        fwd = [Cat(slot(vals.mu_c[l]), slot(vals.sig[l]), slot(vals.s_c[l])) for l in range(G)]
+        bwd = [Cat(slot(vals.dgamma[l]), slot(vals.dbeta[l]), Const(0, CW)) for l in range(G)]
+        payload = Mux(self.mode == 1, Array(bwd)[res_lane], Array(fwd)[res_lane])
         m.d.comb += [res.valid.eq(res_busy), res.payload.eq(payload),
                      self.res_last.eq(res_lane == G - 1),
                      self.dout_last.eq(out_cnt == self.m - 1)]
@@ -246,14 +258,15 @@ class Control(Elaboratable):
         # -- command FSM -----------------------------------------------------------------------
         lane = Signal(range(max(2, G)))
         beat = cmd.payload
+        m.d.comb += [w.eq(beat[k * CW:(k + 1) * CW]) for k, w in enumerate(self.load_words)]
         with m.FSM(name="bn_fsm"):
             with m.State("HEADER"):
                 m.d.comb += cmd.ready.eq(1)
                 with m.If(cmd.valid):
                     fields, off = [], 0
-                    for sig, w in ((self.mode, 2), (self.m, MB), (self.q, MB),
-                                   (self.r, cfg.r_bits), (self.inv_m, CW), (self.ck, CW),
-                                   (self.eps, CW)):
+                    for sig, w in ((self.mode, 2), (hdr["m"], MB), (hdr["q"], MB),
+                                   (hdr["r"], cfg.r_bits), (hdr["inv_m"], CW), (hdr["ck"], CW),
+                                   (hdr["eps"], CW)):
                         m.d.sync += sig.eq(beat[off:off + w])
                         off += w
                     m.d.sync += [lane.eq(0), pidx.eq(0)]
@@ -265,9 +278,9 @@ class Control(Elaboratable):
                     with m.Switch(lane):
                         for l in range(G):
                             with m.Case(l):
-                                m.d.sync += [self.p0[l].eq(beat[0:CW]),
-                                             self.p1[l].eq(beat[CW:2 * CW]),
-                                             self.p2[l].eq(beat[2 * CW:3 * CW])]
+                                m.d.sync += [words["p0"][l].eq(beat[0:CW]),
+                                             words["p1"][l].eq(beat[CW:2 * CW]),
+                                             words["p2"][l].eq(beat[2 * CW:3 * CW])]
                     # a backward lane beat: normalize loads its CB-rounded mu and s
                     # (docs/architecture.md, recip)
                     m.d.comb += [self.load_lane.eq((self.mode == MODE_BWD) & ~refused),
@@ -281,7 +294,7 @@ class Control(Elaboratable):
                         with m.Else():
                             m.next = "PASS"
             with m.State("PASS"):
-                m.d.comb += [self.accept.eq(in_cnt != self.m), self.state_pass.eq(1)]
+                m.d.comb += [self.accept.eq(in_cnt != self.m), state_pass.eq(1)]
                 with m.If(self.out_fire & (out_cnt == self.m - 1)):
                     with m.If(cur_last):
                         m.next = "FINISH"

@@ -35,14 +35,17 @@ consume the pipeline output internally (``stats``/``range`` blocks); ``Y``/``DX`
 to ``dout``.
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import stream
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from lightnorm.rtl.pipeline import Pipeline
+from .bfp import codec_signature
 from .common import fp_add, fp_sub, fp_mul, fp_convert, fp_onto_grid
+from .stats import term_fmts
 from .control import KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX, MODE_INFER
 
-__all__ = ["Normalize", "nested_forward", "nested_rounding"]
+__all__ = ["Normalize", "nested_forward", "nested_rounding", "pipeline_levels", "pipeline_latency"]
 
 
 def nested_rounding(narrow, wide):
@@ -73,25 +76,80 @@ def nested_forward(cfg):
     return cfg.algorithm == "range" and nested_rounding(cfg.fwd_op, cfg.bwd_op)
 
 
-class Normalize(Elaboratable):
+def pipeline_levels(cfg):
+    """Arithmetic levels of the datapath of ``cfg`` (backward is the longest)."""
+    return 5 if cfg.grad == "bn" else 4
+
+
+def pipeline_latency(cfg):
+    """Register stages of the datapath of ``cfg``: ``din`` to ``dout`` (and to the accumulators)."""
+    return 2 * cfg.bfp_stages + pipeline_levels(cfg) * max(cfg.add_stages, cfg.mul_stages)
+
+
+class Normalize(wiring.Component):
     """The streaming datapath of all lanes.
 
     Parameters
     ----------
     cfg : BNConfig
-    din, dout : stream interfaces
-        The unit's data streams.
-    ctl : Control
-    codecs : Codecs
-    stats : Stats
-    rng : Range
-    seq : ScalarSequencer
+
+    Attributes
+    ----------
+    din : In(stream.Signature(cfg.din_width))
+        Data in (the unit's, less the beats of a refused command): taken while ``ctl.accept``.
+    dout : Out(stream.Signature(cfg.dout_width))
+        Data out: the pipeline output of the ``Y`` / ``DX`` passes.
+    ctl : Out(wiring.Signature(...))
+        To and from the ``control`` block's ports of the same names: ``mode``, ``kind`` (in:
+        the current command and pass), ``accept``, ``first``, ``last`` (in: the pass takes
+        beats; chunk flags of the entering beat), ``in_fire``, ``out_fire`` (out: a beat
+        entered / left the pipeline), ``p0``, ``p1``, ``p2`` (in: the command's lane words),
+        ``load_lane``, ``load_index``, ``load_words`` (in: a backward lane beat on the command
+        stream, whose mu and s are rounded into CB as it arrives).
+    codec : In(codec_signature(cfg))
+        The ``bfp`` block's ports, flipped: ``x_raw``, ``dy_raw`` (out: the packed beat entering
+        the pipeline), ``x_words``, ``dy_words`` (in: its lane words), ``y_acc``, ``dx_acc``
+        (out: the lanes' results in P / PB), ``y_raw``, ``dx_raw`` (in: the packed results).
+    stats : Out(wiring.Signature(...))
+        To the ``stats`` block's ports of the same names: ``take_f``, ``take_b`` (a forward /
+        backward statistics beat leaves the pipeline), ``term_f``, ``term_g``, ``term_b`` (its
+        per-lane terms, :func:`lightnorm.rtl.bn.stats.term_fmts`).
+    rng : Out(wiring.Signature(...))
+        To and from the ``range`` block's ports of the same names: ``take``, ``first``,
+        ``last``, ``x`` (out: a beat leaving the pipeline in a pass that tracks the chunk
+        extrema, its chunk flags and lane words), ``in_x``, ``in_take`` (out: the lane words of
+        the beat entering the pipeline, taken in backward pass 2), ``ismax``, ``ismin`` (in:
+        that beat's argmax/argmin flags, grad "range").
+    seq : Out(wiring.Signature(...))
+        From the ``recip`` block's outputs of the same names: the streaming constants
+        ``mu_c``, ``a_c``, ``b_c`` (C) and ``a_bc``, ``c0_c`` and ``c1_c`` (grad "bn") or
+        ``c0p_c``, ``c0m_c`` (grad "range") (CB), in (``.array(G)``).
     """
 
-    def __init__(self, cfg, din, dout, ctl, codecs, stats, rng, seq):
+    def __init__(self, cfg):
         self.cfg = cfg
-        self.din, self.dout = din, dout
-        self.ctl, self.codecs, self.stats, self.rng, self.seq = ctl, codecs, stats, rng, seq
+        G, F, C, CB, CW = cfg.lanes, cfg.fwd_fmt, cfg.fwd_const, cfg.bwd_const, cfg.const_width
+        control = {"mode": In(2), "kind": In(3), "accept": In(1), "first": In(1), "last": In(1),
+                   "in_fire": Out(1), "out_fire": Out(1),
+                   "p0": In(CW).array(G), "p1": In(CW).array(G), "p2": In(CW).array(G),
+                   "load_lane": In(1), "load_index": In(range(max(2, G))),
+                   "load_words": In(CW).array(3)}
+        terms = {"take_f": Out(1), "take_b": Out(1)}
+        for k, f in term_fmts(cfg).items():
+            terms[f"term_{k}"] = Out(f.width).array(G)
+        extrema = {"take": Out(1), "first": Out(1), "last": Out(1), "x": Out(F.width).array(G),
+                   "in_x": Out(F.width).array(G), "in_take": Out(1),
+                   "ismax": In(1).array(G), "ismin": In(1).array(G)}
+        consts = {"mu_c": C, "a_c": C, "b_c": C, "a_bc": CB, "c0_c": CB}
+        consts.update({"c1_c": CB} if cfg.grad == "bn" else {"c0p_c": CB, "c0m_c": CB})
+        super().__init__({"din": In(stream.Signature(cfg.din_width)),
+                          "dout": Out(stream.Signature(cfg.dout_width)),
+                          "ctl": Out(wiring.Signature(control)),
+                          "codec": In(codec_signature(cfg)),
+                          "stats": Out(wiring.Signature(terms)),
+                          "rng": Out(wiring.Signature(extrema)),
+                          "seq": Out(wiring.Signature({k: In(f.width).array(G)
+                                                       for k, f in consts.items()}))})
 
     @property
     def nested(self):
@@ -101,16 +159,16 @@ class Normalize(Elaboratable):
     @property
     def levels(self):
         """Arithmetic levels of the datapath (backward is the longest)."""
-        return 5 if self.cfg.grad == "bn" else 4
+        return pipeline_levels(self.cfg)
 
     @property
     def latency(self):
-        cfg = self.cfg
-        return 2 * cfg.bfp_stages + self.levels * max(cfg.add_stages, cfg.mul_stages)
+        """Register stages from ``din`` to ``dout`` (and to the accumulators)."""
+        return pipeline_latency(self.cfg)
 
     def elaborate(self, platform):
         m = Module()
-        cfg, ctl, cod, seq = self.cfg, self.ctl, self.codecs, self.seq
+        cfg, ctl, cod = self.cfg, self.ctl, self.codec
         G, F, B, AB = cfg.lanes, cfg.fwd_fmt, cfg.bwd_fmt, cfg.bwd_acc_fmt
         P, PB, C, CB = cfg.fwd_op, cfg.bwd_op, cfg.fwd_const, cfg.bwd_const
         W, WB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
@@ -118,7 +176,7 @@ class Normalize(Elaboratable):
         pipe = Pipeline(self.latency, self.latency)
         kind = ctl.kind
         infer = ctl.mode == MODE_INFER
-        vals = seq.values
+        vals = {k: getattr(self.seq, k) for k in self.seq.signature.members}
 
         def cut(v, times):
             for _ in range(times):
@@ -168,10 +226,8 @@ class Normalize(Elaboratable):
             mu_cb = [ctl.p1[l][:AB.width] for l in range(G)]
             s_cb = [ctl.p2[l][:AB.width] for l in range(G)]
         else:
-            CW = cfg.const_width
-            beat = ctl.cmd.payload
-            in_mu = fp_convert(m, "cv_cmd_mu_cb", AB, CB, beat[CW:CW + AB.width])
-            in_s = fp_convert(m, "cv_cmd_s_cb", AB, CB, beat[2 * CW:2 * CW + AB.width])
+            in_mu = fp_convert(m, "cv_cmd_mu_cb", AB, CB, ctl.load_words[1][:AB.width])
+            in_s = fp_convert(m, "cv_cmd_s_cb", AB, CB, ctl.load_words[2][:AB.width])
             mu_cb = [Signal(CB.width, name=f"mu_cb_l{l}", reset_less=True) for l in range(G)]
             s_cb = [Signal(CB.width, name=f"s_cb_l{l}", reset_less=True) for l in range(G)]
             for l in range(G):
@@ -329,7 +385,6 @@ class Normalize(Elaboratable):
             rg.take.eq(ctl.out_fire & ((kind == KIND_STAT) | (
                 (kind == KIND_BSTAT) if cfg.grad == "range" else 0))),
             rg.first.eq(out["first"]), rg.last.eq(out["last"]),
-            rg.in_first.eq(ctl.first), rg.in_last.eq(ctl.last),
             rg.in_take.eq(ctl.in_fire & (kind == KIND_DX)),
         ]
         # The sums' terms, widened exactly into W / WB at the pipeline output (so the pipeline

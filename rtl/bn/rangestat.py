@@ -25,13 +25,15 @@ operation (the sequencer may issue a step that writes an output earlier than lis
 operands are ready: the same operations on the same operands, so the same bits).
 """
 
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden import fp as gfp
 from lightnorm.rtl.round import Unpack
 from .common import fp_minmax
 from .recip import Op
-from .stats import accumulator_formats
+from .stats import acc_fmts
 
 __all__ = ["programs", "SEGMENTS", "Range"]
 
@@ -60,7 +62,7 @@ def programs(cfg):
     one = int(gfp.encode(A, 1.0))
     # Source formats of the sums of m terms: W / WB, or the fixed-point accumulator words of
     # the exact sums (one shared FixedToFloat per (register, destination) rounds them).
-    SF, SG, SB = (accumulator_formats(cfg)[k] for k in "fgb")
+    SF, SG, SB = (acc_fmts(cfg)[k] for k in "fgb")
 
     def cv(dst, fmt, src, src_fmt):
         return Op(dst, "convert", fmt, (src,), src_fmt)
@@ -131,7 +133,7 @@ def programs(cfg):
     return [mu_only, fwd, bwd]
 
 
-class Range(Elaboratable):
+class Range(wiring.Component):
     """Chunk extrema trackers and the backward argmax/argmin flags of all lanes.
 
     Parameters
@@ -140,55 +142,62 @@ class Range(Elaboratable):
 
     Attributes
     ----------
-    x : list of Signal, in
+    x : In(F.width).array(G)
         The F word of each lane at the pipeline output.
-    take : Signal, in
+    take : In(1)
         A statistics beat leaves the pipeline this cycle (range forward pass 1; backward pass 1
         with grad "range").
-    first, last : Signal, in
+    first, last : In(1)
         Side-band of that beat: first/last position of its chunk.
-    in_x : list of Signal, in
+    in_x : In(F.width).array(G)
         The F word of each lane of the beat entering the pipeline (after BFP decoding).
-    in_first, in_last : Signal, in
+    in_first, in_last : In(1)
         Side-band of the entering beat: first/last position of its chunk.
-    in_take : Signal, in
+    in_take : In(1)
         The entering beat is taken this cycle in backward pass 2 (updates the "seen" bits,
         rotates the extrema at a chunk end).
-    mx, mn : list (lanes) of list (K) of Signal
-        Stored chunk extrema (F words), chunk j in entry j after a statistics pass.
-    ismax, ismin : list of Signal, out
+    mx, mn : Out(F.width).array(G, K)
+        Stored chunk extrema (F words; lane l, chunk j), chunk j in entry j after a statistics
+        pass.
+    ismax, ismin : Out(1).array(G)
         Pass-2 flags of the entering beat, per lane (grad "range").
     """
 
     def __init__(self, cfg):
         self.cfg = cfg
         G, K, F = cfg.lanes, cfg.chunks, cfg.fwd_fmt
-        self.x = [Signal(F.width, name=f"rng_x{l}") for l in range(G)]
-        self.take = Signal()
-        self.first, self.last = Signal(), Signal()
-        self.in_x = [Signal(F.width, name=f"rng_in_x{l}") for l in range(G)]
-        self.in_first, self.in_last = Signal(), Signal()
-        self.in_take = Signal()
-        # Extrema are data (reset_less): a command's statistics pass writes every chunk's entry
-        # (range BN needs m >= 2K, so no chunk is empty) before the sequencer or pass 2 reads it.
-        self.mx = [[Signal(F.width, name=f"mx_l{l}_c{j}", reset_less=True) for j in range(K)]
-                   for l in range(G)]
-        self.mn = [[Signal(F.width, name=f"mn_l{l}_c{j}", reset_less=True) for j in range(K)]
-                   for l in range(G)]
-        self.ismax = [Signal(name=f"ismax{l}") for l in range(G)]
-        self.ismin = [Signal(name=f"ismin{l}") for l in range(G)]
+        super().__init__({
+            "x": In(F.width).array(G),
+            "take": In(1), "first": In(1), "last": In(1),
+            "in_x": In(F.width).array(G),
+            "in_first": In(1), "in_last": In(1), "in_take": In(1),
+            "mx": Out(F.width).array(G, K),
+            "mn": Out(F.width).array(G, K),
+            "ismax": Out(1).array(G),
+            "ismin": Out(1).array(G),
+        })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
+        G, K, F = cfg.lanes, cfg.chunks, cfg.fwd_fmt
+        # Extrema are data (reset_less): a command's statistics pass writes every chunk's entry
+        # (range BN needs m >= 2K, so no chunk is empty) before the sequencer or pass 2 reads it.
+        # The mx / mn ports show these registers.
+        mx = [[Signal(F.width, name=f"mx_l{l}_c{j}", reset_less=True) for j in range(K)]
+              for l in range(G)]
+        mn = [[Signal(F.width, name=f"mn_l{l}_c{j}", reset_less=True) for j in range(K)]
+              for l in range(G)]
+        for l in range(G):
+            m.d.comb += [p.eq(r) for p, r in zip(self.mx[l] + self.mn[l], mx[l] + mn[l])]
         for l in range(cfg.lanes):
             if cfg.algorithm == "range":
-                self._tracker(m, l, "max", self.mx[l])
-                self._tracker(m, l, "min", self.mn[l])
+                self._tracker(m, l, "max", mx[l])
+                self._tracker(m, l, "min", mn[l])
             if cfg.grad == "range":
                 word = self._canonical(m, l)
-                self._flag(m, l, "max", word, self.mx[l], self.ismax[l])
-                self._flag(m, l, "min", word, self.mn[l], self.ismin[l])
+                self._flag(m, l, "max", word, mx[l], self.ismax[l])
+                self._flag(m, l, "min", word, mn[l], self.ismin[l])
         return m
 
     def _tracker(self, m, l, kind, store):

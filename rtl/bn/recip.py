@@ -49,7 +49,7 @@ not a slot: the peak (LIGHTNORM: the two W-wide chunk sums in ``fwd_final``, thr
 
 from typing import NamedTuple
 
-from amaranth.hdl import Array, Const, Elaboratable, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -357,7 +357,11 @@ def hoist(segment, registers):
         order.insert(at, op)
     return order
 
-class ScalarSequencer(Elaboratable):
+def _width(port):
+    return port if isinstance(port, int) else len(Value.cast(port))
+
+
+class ScalarSequencer(wiring.Component):
     """Runs scalar programs for ``lanes`` channels on shared arithmetic units.
 
     Parameters
@@ -367,8 +371,9 @@ class ScalarSequencer(Elaboratable):
     programs : list of list of Op
         Program segments; ``entry`` selects which one a ``start`` pulse runs.
     inputs : dict
-        ``name -> (value, fmt)``: ``value`` is a list of ``lanes`` Values (per-lane operand) or
-        one Value shared by all lanes (a host constant).  Inputs must hold still while busy.
+        ``name -> (port, fmt)``: one operand port per input.  ``port`` is its width (an int, or
+        a Value of that width) for one word shared by all lanes (a host constant), or a list of
+        ``lanes`` of them for one word per lane.  Inputs must hold still while busy.
     stages : dict
         Pipeline depth per unit family (``"add"``, ``"mul"``, ``"div"``, ``"sqrt"``,
         ``"minmax"``, ``"convert"``; ``"fix"`` for the FixedToFloat rounding of an exact
@@ -388,14 +393,22 @@ class ScalarSequencer(Elaboratable):
 
     Attributes
     ----------
-    start : Signal, in
+    start : In(1)
         Pulse: run segment ``entry`` once (ignored while busy).
-    entry : Signal, in
+    entry : In(range(max(2, len(programs))))
         Segment index, sampled with ``start``.
-    busy : Signal, out
+    busy : Out(1)
         High from the cycle after ``start`` until the last result is written.
-    done : Signal, out
+    done : Out(1)
         One-cycle pulse after the last result of the segment has been written.
+    operand : Out(wiring.Signature({name: In(width) or In(width).array(lanes)}))
+        One input port per ``inputs`` entry, of its name.
+    result : Out(wiring.Signature({name: Out(width).array(lanes)}))
+        One output port per output (``outputs``; ``None``: every destination): the output's
+        register set, in the width of its format.
+    inputs : dict
+        ``name -> (port, fmt)``: the operand ports (a Signal, or a list of ``lanes``) and
+        their formats.
     values : dict
         ``name -> list of lanes Signals``: the register sets of the outputs (and of values
         carried between segments); they hold until their own steps rewrite them.
@@ -410,15 +423,19 @@ class ScalarSequencer(Elaboratable):
         self.lanes = lanes
         self.segments = [list(p) for p in programs]
         self.program = [op for p in self.segments for op in p]
-        self.inputs = dict(inputs)
         self.stages = dict(stages)
         self.name = name
-        self.start = Signal(name=f"{name}_start")
-        self.entry = Signal(range(max(2, len(programs))), name=f"{name}_entry")
-        self.busy = Signal(name=f"{name}_busy")
-        self.done = Signal(name=f"{name}_done")
         self.values = {}
-        self._fmt = {name: fmt for name, (_, fmt) in self.inputs.items()}
+        self._fmt = {name: fmt for name, (_, fmt) in inputs.items()}
+        ports = {}
+        for key, (port, _) in inputs.items():
+            if isinstance(port, (list, tuple)):
+                if len(port) != lanes or len({_width(p) for p in port}) != 1:
+                    raise ValueError(f"inputs[{key!r}] must be one width or a list of {lanes} "
+                                     f"equal widths, not {port!r}")
+                ports[key] = In(_width(port[0])).array(lanes)
+            else:
+                ports[key] = In(_width(port))
         for op in self.program:
             if op.kind not in OP_KINDS:
                 raise ValueError(f"Op.kind must be one of {sorted(OP_KINDS)}, not {op.kind!r}")
@@ -429,7 +446,7 @@ class ScalarSequencer(Elaboratable):
                 if not isinstance(src, int) and src not in self._fmt:
                     raise ValueError(f"Op {op.dst!r}: operand {src!r} is neither an input nor "
                                      f"an earlier result")
-            if op.dst in self.inputs:
+            if op.dst in inputs:
                 raise ValueError(f"Op {op.dst!r}: destination is an input")
             if op.dst in self._fmt:
                 if self._fmt[op.dst] != op.fmt:
@@ -437,10 +454,20 @@ class ScalarSequencer(Elaboratable):
                 continue
             self._fmt[op.dst] = op.fmt
         if schedule:
-            registers = allocate(self.segments, self.inputs, outputs, pool="by_format").registers
+            registers = allocate(self.segments, inputs, outputs, pool="by_format").registers
             self.segments = [hoist(seg, registers) for seg in self.segments]
             self.program = [op for p in self.segments for op in p]
-        self.alloc = allocate(self.segments, self.inputs, outputs, pool=pool)
+        self.alloc = allocate(self.segments, inputs, outputs, pool=pool)
+        outs = list(self.alloc.registers) if outputs is None else list(outputs)
+        super().__init__({
+            "start": In(1), "entry": In(range(max(2, len(programs)))),
+            "busy": Out(1), "done": Out(1),
+            "operand": Out(wiring.Signature(ports)),
+            "result": Out(wiring.Signature({r: Out(self.alloc.registers[r]).array(lanes)
+                                            for r in outs})),
+        })
+        self.inputs = {key: (getattr(self.operand, key), fmt)
+                       for key, (_, fmt) in inputs.items()}
         self.values = {r: [Signal(w, name=f"{name}_{r}_l{k}", reset_less=True)
                            for k in range(lanes)]
                        for r, w in self.alloc.registers.items()}
@@ -483,6 +510,8 @@ class ScalarSequencer(Elaboratable):
         for seg in self.segments:
             begin.append(sum(len(s) for s in self.segments[:len(begin)]))
         ends = [b + len(s) - 1 for b, s in zip(begin, self.segments)]
+        for r in self.result.signature.members:
+            m.d.comb += [p.eq(v) for p, v in zip(getattr(self.result, r), self.values[r])]
 
         step = Signal(range(len(prog)), name=f"{self.name}_step")
         last = Signal(range(len(prog)), name=f"{self.name}_last")

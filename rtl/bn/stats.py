@@ -37,16 +37,18 @@ takes ``x*x``; ``acc_f`` keeps its own register (the F terms of x are not B word
 All accumulators start at +0 (``clear``) and add only on beats of a statistics pass (``take_*``).
 """
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from .common import fp_add, fp_convert
 from lightnorm.rtl.fixacc import FixedAccumulator, word_width
 from lightnorm.rtl.fpconvert import exact_conversion
 
-__all__ = ["Stats", "accumulator_formats", "shares_fg", "term_formats"]
+__all__ = ["Stats", "term_fmts", "acc_fmts", "acc_widths", "shares_fg"]
 
 
-def term_formats(cfg):
+def term_fmts(cfg):
     """``{"f" | "g" | "b": FloatFormat}`` of the terms each accumulator of ``cfg`` takes."""
     if not cfg.exact_sums:
         return {"f": cfg.fwd_sum_fmt, "g": cfg.bwd_sum_fmt, "b": cfg.bwd_sum_fmt}
@@ -64,11 +66,11 @@ def shares_fg(cfg):
         return False          # the one-pass forward fills both (x and x*x) in pass 1
     if not cfg.exact_sums:
         return cfg.fwd_sum_fmt == cfg.bwd_sum_fmt
-    t = term_formats(cfg)
+    t = term_fmts(cfg)
     return exact_conversion(t["f"], t["g"])
 
 
-def accumulator_formats(cfg):
+def acc_fmts(cfg):
     """``{"f" | "g" | "b": format}`` of ``cfg``'s sums as the stats block holds them: W / WB,
     or (exact sums) the FixedFormats of ``cfg.fix_fmt``, dgamma's for the forward sum when the
     two share a register (:func:`shares_fg`).  The sequencer's programs read them from here."""
@@ -80,7 +82,13 @@ def accumulator_formats(cfg):
     return fix
 
 
-class Stats(Elaboratable):
+def acc_widths(cfg):
+    """``{"f" | "g" | "b": bits}`` of the accumulator ports ``acc_*``."""
+    # exact: accumulator words (register + flags, rtl/fixacc.py); wide: W / WB words
+    return {k: word_width(f) if cfg.exact_sums else f.width for k, f in acc_fmts(cfg).items()}
+
+
+class Stats(wiring.Component):
     """Forward and backward accumulators of ``cfg.lanes`` lanes.
 
     Parameters
@@ -89,39 +97,27 @@ class Stats(Elaboratable):
 
     Attributes
     ----------
-    clear : Signal, in
+    clear : In(1)
         Reset every accumulator to +0 (command start; start of the variance pass).
-    take_f, take_b : Signal, in
+    take_f, take_b : In(1)
         A forward (``term_f``) / backward (``term_g``, ``term_b``) term arrives this cycle.
-    term_f, term_g, term_b : list of Signal, in
-        Per-lane terms (wide: W, WB, WB words; exact: :meth:`term_fmts` words).
-    acc_f, acc_g, acc_b : list of Signal, out
+    term_f, term_g, term_b : In(...).array(G)
+        Per-lane terms (wide: W, WB, WB words; exact: :func:`term_fmts` words).
+    acc_f, acc_g, acc_b : Out(...).array(G)
         Per-lane accumulators (wide: W, WB, WB words; exact: accumulator words of
-        ``cfg.fix_fmt("f" | "g" | "b")``).
+        ``cfg.fix_fmt("f" | "g" | "b")``; :func:`acc_widths`).
     """
 
     def __init__(self, cfg):
         self.cfg = cfg
         G = cfg.lanes
-        self.clear = Signal()
-        self.take_f = Signal()
-        self.take_b = Signal()
-        tw = {k: f.width for k, f in self.term_fmts().items()}
-        # exact: accumulator words (register + flags, rtl/fixacc.py); wide: W / WB words
-        aw = {k: word_width(f) if cfg.exact_sums else f.width
-              for k, f in self.acc_fmts().items()}
+        tw = {k: f.width for k, f in term_fmts(cfg).items()}
+        aw = acc_widths(cfg)
+        members = {"clear": In(1), "take_f": In(1), "take_b": In(1)}
         for k in "fgb":
-            setattr(self, f"term_{k}", [Signal(tw[k], name=f"term_{k}{l}") for l in range(G)])
-            setattr(self, f"acc_{k}", [Signal(aw[k], name=f"acc_{k}{l}", reset_less=True)
-                                       for l in range(G)])
-
-    def term_fmts(self):
-        """``{"f" | "g" | "b": FloatFormat}`` of the terms each accumulator takes."""
-        return term_formats(self.cfg)
-
-    def acc_fmts(self):
-        """``{"f" | "g" | "b": format}`` of the sums (W / WB, or the FixedFormats)."""
-        return accumulator_formats(self.cfg)
+            members[f"term_{k}"] = In(tw[k]).array(G)
+            members[f"acc_{k}"] = Out(aw[k]).array(G)
+        super().__init__(members)
 
     @property
     def shared_fg(self):
@@ -134,7 +130,7 @@ class Stats(Elaboratable):
         # variance "sumsq": the dgamma accumulator also gathers the forward's sum of x*x
         take_g = (self.take_b | self.take_f) if sumsq else self.take_b
         if cfg.exact_sums:
-            terms, fixes = self.term_fmts(), self.acc_fmts()
+            terms, fixes = term_fmts(cfg), acc_fmts(cfg)
             for l in range(cfg.lanes):
                 accs = (("f", self.take_f), ("g", take_g), ("b", self.take_b))
                 if self.shared_fg:
@@ -156,17 +152,23 @@ class Stats(Elaboratable):
                                  getattr(self, f"acc_{k}")[l].eq(acc.acc)]
             return m
         A, AB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt
+        # The sums are data registers without reset (every command clears them before its
+        # statistics pass adds to them); the acc_* ports show them.
+        regs = {k: [Signal(len(p), name=f"acc_{k}{l}", reset_less=True)
+                    for l, p in enumerate(getattr(self, f"acc_{k}"))] for k in "fgb"}
+        for k in "fgb":
+            src = regs["b" if (sumsq and k == "f") else k]   # sumsq: acc_f names acc_b
+            m.d.comb += [p.eq(r) for p, r in zip(getattr(self, f"acc_{k}"), src)]
         if sumsq:
             # W == WB (config rule): x*x in the dgamma accumulator, x in the dbeta one
             for l in range(cfg.lanes):
                 g = fp_add(m, f"acc_g_l{l}", AB, self.acc_g[l], self.term_g[l])
                 b = fp_add(m, f"acc_b_l{l}", AB, self.acc_b[l],
                            Mux(self.take_f, self.term_f[l], self.term_b[l]))
-                m.d.comb += self.acc_f[l].eq(self.acc_b[l])
                 with m.If(self.clear):
-                    m.d.sync += [self.acc_g[l].eq(0), self.acc_b[l].eq(0)]
+                    m.d.sync += [regs["g"][l].eq(0), regs["b"][l].eq(0)]
                 with m.Elif(self.take_f | self.take_b):
-                    m.d.sync += [self.acc_g[l].eq(g), self.acc_b[l].eq(b)]
+                    m.d.sync += [regs["g"][l].eq(g), regs["b"][l].eq(b)]
             return m
         for l in range(cfg.lanes):
             if self.shared_fg:
@@ -180,9 +182,9 @@ class Stats(Elaboratable):
                 totals = {"f": fp_add(m, f"acc_f_l{l}", A, self.acc_f[l], self.term_f[l]),
                           "g": fp_add(m, f"acc_g_l{l}", AB, self.acc_g[l], self.term_g[l])}
             totals["b"] = fp_add(m, f"acc_b_l{l}", AB, self.acc_b[l], self.term_b[l])
-            for name, take, acc in (("f", self.take_f, self.acc_f[l]),
-                                    ("g", self.take_b, self.acc_g[l]),
-                                    ("b", self.take_b, self.acc_b[l])):
+            for name, take, acc in (("f", self.take_f, regs["f"][l]),
+                                    ("g", self.take_b, regs["g"][l]),
+                                    ("b", self.take_b, regs["b"][l])):
                 with m.If(self.clear):
                     m.d.sync += acc.eq(0)
                 with m.Elif(take):
