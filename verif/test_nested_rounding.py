@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 from lightnorm.golden import fp
 from lightnorm.golden.bnconfig import BN_PRESETS
 from lightnorm.golden.formats import FloatFormat
-from lightnorm.rtl.bn.common import fp_onto_grid
+from lightnorm.rtl.bn.common import fp_onto_grid, onto_grid_applies
 from lightnorm.rtl.bn.normalize import nested_forward, nested_rounding
 
 
@@ -72,6 +72,9 @@ def test_presets_share_where_exact():
     (FloatFormat(6, 5, rounding="rtz"), FloatFormat(4, 3, rounding="rtz")),
     (FloatFormat(6, 4, subnormals=False, rounding="rtz"),
      FloatFormat(4, 2, subnormals=False, rounding="rtz")),
+    (FloatFormat(6, 4, rounding="rtz"), FloatFormat(6, 2, rounding="rtz")),    # same emin
+    (FloatFormat(5, 6), FloatFormat(5, 3, subnormals=False, rounding="rtz")),
+    (FloatFormat(5, 6, subnormals=False), FloatFormat(4, 3, rounding="rtz")),
 ])
 def test_onto_grid_is_two_conversions(wide, narrow):
     """fp_onto_grid (the L2 product kept as a PB word) on every wide word, against golden
@@ -94,7 +97,11 @@ def test_onto_grid_is_two_conversions(wide, narrow):
     assert not bad.size, [(hex(words[i]), hex(got[i]), hex(want[i])) for i in bad[:8]]
 
 
-def test_onto_grid_refuses_rne():
+def test_onto_grid_refuses_rne_and_coarser_wide_formats():
+    assert not onto_grid_applies(FloatFormat(6, 4), FloatFormat(5, 4))              # rne
+    assert not onto_grid_applies(FloatFormat(6, 3), FloatFormat(5, 4, rounding="rtz"))
+    # E5M4's range is not inside E4M6's
+    assert not onto_grid_applies(FloatFormat(4, 6), FloatFormat(5, 4, rounding="rtz"))
     m = Module()
     m._MustUse__silence = True
     with pytest.raises(ValueError, match="truncating"):

@@ -75,23 +75,28 @@ def fp_convert(m, name, src, dst, a):
     return core(m, name, FPConvert(src, dst, stages=0), payload=a)
 
 
+def onto_grid_applies(wide, narrow):
+    """:func:`fp_onto_grid`'s precondition: ``narrow`` truncates (rtz), has no more mantissa
+    bits, no larger exponent range, and no smaller smallest normal than ``wide``."""
+    return (narrow.rounding == "rtz" and wide.man_bits >= narrow.man_bits
+            and wide.emax >= narrow.emax and wide.emin <= narrow.emin)
+
 
 def fp_onto_grid(m, name, wide, narrow, a):
     """``a`` (a ``wide`` word) truncated onto ``narrow``'s values, still encoded in ``wide``.
 
     Equals ``convert(narrow -> wide, convert(wide -> narrow, a))`` for a truncating (rtz)
-    ``narrow`` whose values are all normal ``wide`` values (as in ``nested_rounding`` of
-    normalize.py, with every ``wide`` subnormal below ``narrow``'s smallest subnormal): in
+    ``narrow`` nested in ``wide`` (:func:`onto_grid_applies`): in
     ``narrow``'s normal range the mantissa bits below its precision are cleared; below its
-    smallest normal also the bits under its subnormal step (or the word becomes a signed zero
-    when ``narrow`` has no subnormals, or when nothing is left); above its largest exponent the
-    word becomes ``narrow``'s largest finite value; NaN, Inf and zeros pass unchanged.  A few
-    gates where two converters would unpack and pack twice.
+    smallest normal (wide normals and subnormals alike) also the bits under its subnormal step
+    (or the word becomes a signed zero when ``narrow`` has no subnormals, or when nothing is
+    left); above its largest exponent the word becomes ``narrow``'s largest finite value; NaN
+    becomes ``wide``'s canonical NaN, Inf and zeros pass unchanged.  A few gates where two
+    converters would unpack and pack twice.
     """
     from amaranth.hdl import Cat, Const, Signal
     step = narrow.emin - narrow.man_bits          # exponent of narrow's subnormal step
-    if (narrow.rounding != "rtz" or wide.man_bits < narrow.man_bits or wide.emax < narrow.emax
-            or wide.emin > step):
+    if not onto_grid_applies(wide, narrow):
         raise ValueError(f"fp_onto_grid: {narrow} is not a truncating format nested in {wide}")
     man = a[:wide.man_bits]
     efield = a[wide.man_bits:wide.man_bits + wide.exp_bits]
@@ -109,12 +114,19 @@ def fp_onto_grid(m, name, wide, narrow, a):
         with m.Elif(e == narrow.emin - d):
             m.d.comb += clr.eq(man & mask(d))
     tiny = (e < narrow.emin) if not narrow.subnormals else (e < step)
+    # a wide subnormal (below wide.emin <= narrow.emin): its bits under narrow's step cleared
+    s0 = step - (wide.emin - wide.man_bits)
+    sub_mask = ((1 << wide.man_bits) - 1) & ~((1 << max(s0, 0)) - 1)
+    if not (wide.subnormals and narrow.subnormals):
+        sub_mask = 0
     out = Signal(wide.width, name=name)
     with m.If((efield == wide.exp_all_ones) & (man != 0)):
         m.d.comb += out.eq(wide.canonical_nan)
     with m.Elif(efield == wide.exp_all_ones):
         m.d.comb += out.eq(a)
-    with m.Elif((efield == 0) | tiny):
+    with m.Elif(efield == 0):
+        m.d.comb += out.eq(Cat(man & sub_mask, Const(0, wide.exp_bits), sign))
+    with m.Elif(tiny):
         m.d.comb += out.eq(Cat(Const(0, wide.width - 1), sign))
     with m.Elif(e > narrow.emax):
         m.d.comb += out.eq(Cat(Const(mask(0), wide.man_bits),

@@ -41,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.rtl.pipeline import Pipeline
 from .bfp import codec_signature
-from .common import fp_add, fp_sub, fp_mul, fp_convert, fp_onto_grid
+from .common import fp_add, fp_sub, fp_mul, fp_convert, fp_onto_grid, onto_grid_applies
 from .stats import term_fmts
 from .control import KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX, MODE_INFER
 
@@ -305,7 +305,10 @@ class Normalize(wiring.Component):
                 prod = fp_mul(m, f"mul_pb_l{l}", PB,
                               Mux(bwd, v[f"db{l}"], cst[f"a_fb{l}"]), Mux(bwd, k1, v[f"xb{l}"]))
                 v[f"m1{l}"] = prod
-                v[f"ma{l}"] = fp_onto_grid(m, f"ma_p_l{l}", PB, P, prod)    # PB word
+                if onto_grid_applies(PB, P):
+                    v[f"ma{l}"] = fp_onto_grid(m, f"ma_p_l{l}", PB, P, prod)    # a PB word
+                else:
+                    v[f"ma{l}"] = fp_convert(m, f"cv_ma_p_l{l}", PB, P, prod)
             else:
                 v[f"ma{l}"] = fp_mul(m, f"mul_p_l{l}", P, fa, fb)
                 v[f"m1{l}"] = fp_mul(m, f"mul_s_pb_l{l}", PB, v[f"db{l}"], k1)
@@ -330,12 +333,14 @@ class Normalize(wiring.Component):
             if share:
                 dx = kind == KIND_DX
                 v[f"u{l}"] = v[f"y{l}"] = fp_add(m, f"addsub_l{l}", PB,
-                                                 Mux(dx, v[f"m2{l}"], v[f"ma{l}"]),
+                                                 Mux(dx, v[f"m2{l}"], v[f"ma{l}"] if onto_grid_applies(PB, P) else
+                               fp_convert(m, f"cv_ma_pb_l{l}", P, PB, v[f"ma{l}"])),
                                                  Mux(dx, c, cst[f"b_f{l}"]), sub=dx)
             elif nested:
                 dx = kind == KIND_DX
                 u = fp_add(m, f"addsub_pb_l{l}", PB,
-                           Mux(dx, v[f"m2{l}"], v[f"ma{l}"]),
+                           Mux(dx, v[f"m2{l}"], v[f"ma{l}"] if onto_grid_applies(PB, P) else
+                               fp_convert(m, f"cv_ma_pb_l{l}", P, PB, v[f"ma{l}"])),
                            Mux(dx, c, cst[f"b_fb{l}"]), sub=dx)
                 v[f"u{l}"] = u
                 v[f"y{l}"] = fp_convert(m, f"cv_y_p_l{l}", PB, P, u)
