@@ -247,8 +247,8 @@ class Normalize(wiring.Component):
             b_c = Mux(infer, ctl.p1[l][:C.width], vals["b_c"][l])
             if nested:
                 # the forward's a and b enter the backward cores: widened exactly into PB
-                cst[f"a_fb{l}"] = fp_convert(m, f"cv_a_pb_l{l}", C, PB, a_c)
-                cst[f"b_fb{l}"] = fp_convert(m, f"cv_b_pb_l{l}", C, PB, b_c)
+                cst[f"a_fb{l}"] = fp_convert(m, f"cv_af_pb_l{l}", C, PB, a_c)
+                cst[f"b_fb{l}"] = fp_convert(m, f"cv_bf_pb_l{l}", C, PB, b_c)
             else:
                 cst[f"a_f{l}"] = fwd_c("a", a_c)
                 cst[f"b_f{l}"] = fwd_c("b", b_c)
