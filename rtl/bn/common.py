@@ -11,7 +11,8 @@ flags) ride along in the same registers, which chained per-unit pipelines could 
 
 from amaranth.hdl import Value
 
-__all__ = ["core", "fp_add", "fp_sub", "fp_mul", "fp_minmax", "fp_convert"]
+__all__ = ["core", "fp_add", "fp_sub", "fp_mul", "fp_minmax", "fp_convert", "nested_rounding",
+           "onto_grid_applies", "fp_onto_grid"]
 
 
 def core(m, name, unit, **fields):
@@ -73,6 +74,26 @@ def fp_convert(m, name, src, dst, a):
         return a
     from lightnorm.rtl.fpconvert import FPConvert
     return core(m, name, FPConvert(src, dst, stages=0), payload=a)
+
+
+def nested_rounding(narrow, wide):
+    """True if rounding into ``wide`` and then into ``narrow`` equals rounding into ``narrow``.
+
+    Holds for truncation (rtz) when every ``narrow`` value is a ``wide`` value (the grids are
+    nested: no fewer mantissa bits, no smaller largest exponent, and ``narrow``'s smallest
+    subnormal step on ``wide``'s grid, where ``wide`` is normal or keeps its subnormals) --
+    truncating onto the finer grid never crosses a point of the coarser one, and rtz overflow
+    saturates at each format's largest finite value (``wide``'s is the larger).  It does not hold
+    for rne: below ``narrow``'s smallest normal the first rounding can make a tie.  Used by
+    Normalize (the forward's per-element operations on the backward's cores) and by the
+    ScalarSequencer (one unit for formats nested in their join, :func:`~.recip.merge_formats`).
+    """
+    if narrow.rounding != "rtz" or wide.rounding != "rtz" or narrow == wide:
+        return False
+    step = narrow.emin - narrow.man_bits          # exponent of narrow's smallest subnormal step
+    return (wide.man_bits >= narrow.man_bits and wide.emax >= narrow.emax
+            and wide.emin - wide.man_bits <= step
+            and (wide.subnormals or wide.emin <= step))
 
 
 def onto_grid_applies(wide, narrow):

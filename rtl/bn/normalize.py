@@ -41,30 +41,12 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.rtl.pipeline import Pipeline
 from .bfp import codec_signature
-from .common import fp_add, fp_sub, fp_mul, fp_convert, fp_onto_grid, onto_grid_applies
+from .common import (fp_add, fp_sub, fp_mul, fp_convert, fp_onto_grid, nested_rounding,
+                     onto_grid_applies)
 from .stats import term_fmts
 from .control import KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX, MODE_INFER
 
 __all__ = ["Normalize", "nested_forward", "nested_rounding", "pipeline_levels", "pipeline_latency"]
-
-
-def nested_rounding(narrow, wide):
-    """True if rounding into ``wide`` and then into ``narrow`` equals rounding into ``narrow``.
-
-    Holds for truncation (rtz) when every ``narrow`` value is a ``wide`` value (the grids are
-    nested: no fewer mantissa bits, no smaller largest exponent, and ``narrow``'s smallest
-    subnormal step on ``wide``'s grid, where ``wide`` is normal or keeps its subnormals) --
-    truncating onto the finer grid never crosses a point of the coarser one, and rtz overflow
-    saturates at each format's largest finite value (``wide``'s is the larger).  It does not hold
-    for rne: below ``narrow``'s smallest normal the first rounding can make a tie.  The
-    forward's per-element operations then run on the backward's cores (see Normalize).
-    """
-    if narrow.rounding != "rtz" or wide.rounding != "rtz" or narrow == wide:
-        return False
-    step = narrow.emin - narrow.man_bits          # exponent of narrow's smallest subnormal step
-    return (wide.man_bits >= narrow.man_bits and wide.emax >= narrow.emax
-            and wide.emin - wide.man_bits <= step
-            and (wide.subnormals or wide.emin <= step))
 
 
 def nested_forward(cfg):
