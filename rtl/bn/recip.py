@@ -612,6 +612,28 @@ class ScalarSequencer(wiring.Component):
                 reads[loc] = value
         fired = Signal(name=f"{self.name}_fired")     # an operand was accepted this cycle
         back = Signal(name=f"{self.name}_back")       # a result returned this cycle
+        # Operands in another format than their unit's enter it through one converter per
+        # (operand position, source format, unit format), shared by all units of that input
+        # format (one step runs at a time): the operand selected by the step, then converted.
+        def unit_in_fmt(j):
+            family, fmt, src_fmt = self._key(prog[j])
+            return src_fmt if family == "convert" else fmt
+        foreign = {}
+        for j, op in enumerate(prog):
+            for k, src in enumerate(op.srcs):
+                if not isinstance(src, int) and self._fmt[src] != unit_in_fmt(j):
+                    foreign.setdefault((k, self._fmt[src], unit_in_fmt(j)), []).append(j)
+        converted = {}
+        for (k, sfmt, dfmt), steps in foreign.items():
+            tag = f"{self.name}_op{k}_cv_{sfmt.name}_{dfmt.name}"
+            raw = Signal(sfmt.width, name=f"{tag}_in")
+            with m.Switch(step):
+                for j in steps:
+                    with m.Case(j):
+                        m.d.comb += raw.eq(self._operand(j, k, reads))
+            cv = core(m, tag, FPConvert(sfmt, dfmt, stages=0), payload=raw)
+            converted.update({(j, k): cv for j in steps})
+
         for key, unit in self.units.items():
             family, fmt, src_fmt = key
             tag = f"{family}_{fmt.name}" + (f"_from_{src_fmt.name}" if src_fmt else "")
@@ -626,32 +648,13 @@ class ScalarSequencer(wiring.Component):
                 m.d.comb += back.eq(1)
 
             slots = ["payload"] if OP_KINDS[prog[mine[0]].kind] == 1 else ["a", "b"]
-            in_fmt = src_fmt if family == "convert" else fmt
             for k, slot in enumerate(slots):
                 target = (Value.cast(unit.i.payload) if slot == "payload"
                           else getattr(unit.i.payload, slot))
-                # Operands already in the unit's format are muxed straight in; the others share
-                # one converter per source format, placed after their own mux.
-                foreign = {}
-                for j in mine:
-                    src = prog[j].srcs[k]
-                    if not isinstance(src, int) and self._fmt[src] != in_fmt:
-                        foreign.setdefault(self._fmt[src], []).append(j)
-                converted = {}
-                for sfmt, steps in foreign.items():
-                    raw = Signal(sfmt.width, name=f"{self.name}_{tag}_{slot}_{sfmt.name}")
-                    with m.Switch(step):
-                        for j in steps:
-                            with m.Case(j):
-                                m.d.comb += raw.eq(self._operand(j, k, reads))
-                    cv = core(m, f"{self.name}_{tag}_{slot}_cv_{sfmt.name}",
-                              FPConvert(sfmt, in_fmt, stages=0), payload=raw)
-                    for j in steps:
-                        converted[j] = cv
                 with m.Switch(step):
                     for j in mine:
                         with m.Case(j):
-                            m.d.comb += target.eq(converted[j] if j in converted
+                            m.d.comb += target.eq(converted[j, k] if (j, k) in converted
                                                   else self._operand(j, k, reads))
             if family == "add":
                 with m.Switch(step):
@@ -663,15 +666,30 @@ class ScalarSequencer(wiring.Component):
                     for j in mine:
                         with m.Case(j):
                             m.d.comb += unit.i.payload.max.eq(prog[j].kind == "max")
-            # A step in a narrower format than its (merged) unit: the result truncated into
-            # the step's format, one converter per format (merge_formats: exact).
-            narrowed = {}
             for j in mine:
-                f = prog[j].fmt
-                if f != fmt and f not in narrowed:
-                    narrowed[f] = core(m, f"{self.name}_{tag}_to_{f.name}",
-                                       FPConvert(fmt, f, stages=0), payload=unit.o.payload)
-                results[j] = narrowed.get(f, unit.o.payload)
+                results[j] = unit.o.payload
+
+        # A step in a narrower format than its (merged) unit: the result truncated into the
+        # step's format (merge_formats: exact), one converter per (unit format, step format)
+        # after the selection of the running step's unit.
+        narrow = {}
+        for j, op in enumerate(prog):
+            wide = self._key(op)[1]
+            if op.fmt != wide:
+                narrow.setdefault((wide, op.fmt), []).append(j)
+        for (wide, f), steps in narrow.items():
+            tag = f"{self.name}_res_cv_{wide.name}_{f.name}"
+            sources = {id(results[j]): results[j] for j in steps}
+            if len(sources) == 1:
+                raw = results[steps[0]]
+            else:
+                raw = Signal(wide.width, name=f"{tag}_in")
+                with m.Switch(step):
+                    for j in steps:
+                        with m.Case(j):
+                            m.d.comb += raw.eq(results[j])
+            cv = core(m, tag, FPConvert(wide, f, stages=0), payload=raw)
+            results.update({j: cv for j in steps})
 
         # One write port per register set or slot: the data selected by the step, and per bit
         # range an enable (a narrower value leaves a wider slot's upper bits alone), decoded
