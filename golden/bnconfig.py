@@ -197,6 +197,12 @@ class BNConfig:
         ``m_bits`` of m (and of q and the unit's position counters).
     add_stages, mul_stages, div_stages, sqrt_stages, minmax_stages, bfp_stages : int
         Pipeline depths of the RTL units (0..16); they do not change any value.
+    sum_segment : int
+        RTL only, ``sum_mode "exact"``: 0 (one adder across each fixed-point register, the
+        term placed and added in the cycle it arrives) or 2..256: the accumulators pipelined,
+        the term registered after unpacking and each register kept in carry-save segments of
+        at most this many bits (rtl/fixacc.py); the sums are the same exact sums, ready a few
+        cycles later (the sequencer waits for them: docs/interface.md).
     """
 
     algorithm: str = "range"
@@ -226,6 +232,7 @@ class BNConfig:
     sqrt_stages: int = 4
     minmax_stages: int = 0
     bfp_stages: int = 1
+    sum_segment: int = 0
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -248,6 +255,12 @@ class BNConfig:
         _int_field("max_m", self.max_m, 2, 1 << 24)
         for name in _STAGE_FIELDS:
             _int_field(name, getattr(self, name), 0, 16)
+        _int_field("sum_segment", self.sum_segment, 0, 256)
+        if self.sum_segment == 1:
+            raise ValueError("sum_segment must be 0 (one adder) or 2..256 bits, not 1")
+        if self.sum_segment and self.sum_mode != "exact":
+            raise ValueError(f"sum_segment {self.sum_segment} pipelines the exact sums' "
+                             f"accumulators: it needs sum_mode 'exact', not {self.sum_mode!r}")
 
         # The config's rounding applies to every format it holds (frozen: set via object.__setattr__).
         for name in ("fwd_fmt", "bwd_fmt", "fwd_acc_fmt", "bwd_acc_fmt", *_POLICY_FIELDS):

@@ -52,6 +52,12 @@ class FixedAccumulator(wiring.Component):
         The register: every finite ``term_fmt`` value must be an integer multiple of
         ``2**fix_fmt.lsb_exp`` and the largest one must fit (checked); use
         :func:`~lightnorm.golden.bnconfig.exact_sum_format` to size it for ``n`` terms.
+    segment : int, keyword-only
+        0: one adder across the register, the term unpacked, placed and added in the cycle it
+        is taken (a loop as long as the register).  ``n > 0``: pipelined -- the unpacked term
+        is registered, then placed and added to a register kept in carry-save segments of at
+        most ``n`` bits with a registered carry between neighbours (a loop of ``n`` adder
+        bits); the sum is the same, ready :attr:`latency` cycles later.
 
     Attributes
     ----------
@@ -61,18 +67,35 @@ class FixedAccumulator(wiring.Component):
         Add ``term`` at the next clock edge.
     term : In(unsigned(term_fmt.width))
     acc : Out(unsigned(word_width(fix_fmt)))
-        The accumulator word (register, nan, inf, inf_sign), straight from the registers.
+        The accumulator word (register, nan, inf, inf_sign), straight from the registers; with
+        ``segment > 0`` it is the exact sum from :attr:`latency` edges after the last take on
+        (while carries are pending it is not).
+    latency : int
+        Edges after the one that takes the last term until ``acc`` is the exact sum (0 for
+        ``segment == 0``; else 1 for the term stage plus one per segment boundary).
     src_fmt, dst_fmt, stages
-        ``term_fmt``, ``fix_fmt`` and 0: what the synthesis report's core table reads
-        (``is_core``), so the accumulators show up as cores ``E5M4->X51m18``.
+        ``term_fmt``, ``fix_fmt`` and :attr:`latency`: what the synthesis report's core table
+        reads (``is_core``), so the accumulators show up as cores ``E5M4->X51m18``.
     """
 
     is_core = True
-    stages = 0
 
-    def __init__(self, term_fmt, fix_fmt):
+    @property
+    def stages(self):
+        return self.latency
+
+    def __init__(self, term_fmt, fix_fmt, *, segment=0):
         self.term_fmt = check_float_format("term_fmt", term_fmt)
         self.fix_fmt = _check_fixed("fix_fmt", fix_fmt)
+        if not isinstance(segment, int) or isinstance(segment, bool) or segment < 0:
+            raise ValueError(f"segment must be a non-negative int, not {segment!r}")
+        self.segment = segment
+        w = fix_fmt.width
+        self.bounds = ([(lo, min(lo + segment, w)) for lo in range(0, w, segment)] if segment
+                       else [(0, w)])
+        # Cycles from the edge that takes the last term to the first edge after which ``acc``
+        # holds the exact sum: the term stage, then one edge per carry still moving up.
+        self.latency = len(self.bounds) if segment else 0
         self.src_fmt, self.dst_fmt = term_fmt, fix_fmt
         t = term_fmt
         lo = t.emin - t.man_bits - fix_fmt.lsb_exp
@@ -102,19 +125,65 @@ class FixedAccumulator(wiring.Component):
         span = t.emax - t.emin + (t.emin - t.man_bits - fix.lsb_exp)
         off = Signal(range(span + 1))
         m.d.comb += off.eq(Mux(u.is_inf | u.is_nan, 0, u.exp - base))
-        mag = Signal(unsigned(w - 1))
-        m.d.comb += mag.eq(Mux(u.is_inf | u.is_nan, 0, u.sig) << off)
-        term = Signal(signed(w))
-        m.d.comb += term.eq(Mux(u.sign, -mag, mag))
-
-        value = Signal(signed(w), reset_less=True)
+        sig = Signal(len(u.sig))
+        m.d.comb += sig.eq(Mux(u.is_inf | u.is_nan, 0, u.sig))
         nan, inf, inf_sign = Signal(), Signal(), Signal()
+        if not self.segment:
+            mag = Signal(unsigned(w - 1))
+            m.d.comb += mag.eq(sig << off)
+            term = Signal(signed(w))
+            m.d.comb += term.eq(Mux(u.sign, -mag, mag))
+            value = Signal(signed(w), reset_less=True)
+            with m.If(self.clear):
+                m.d.sync += value.eq(0)
+            with m.Elif(self.take):
+                # The width rule makes the sum of max_m terms fit: the wrap never happens.
+                m.d.sync += value.eq(value + term)
+        else:
+            # Pipelined: the unpacked term (significand, offset, sign) is registered (the term
+            # stage) and placed in the next cycle; the
+            # register is kept in carry-save segments of at most ``segment`` bits, each with
+            # its own adder and a registered carry into the next one.  A negative term enters
+            # as its one's complement plus a carry into segment 0 (no negation chain).  Every
+            # cycle each segment adds its slice of the staged term (zero when none) and the
+            # carry the segment below produced last cycle; once the terms stop, the pending
+            # carries move up one segment per cycle, so ``latency`` edges after the last take
+            # the segments hold the exact two's-complement sum.
+            st_sig = Signal(len(sig), reset_less=True)
+            st_off = Signal(len(off), reset_less=True)
+            st_neg = Signal(reset_less=True)
+            st_valid = Signal()
+            with m.If(self.clear):
+                m.d.sync += st_valid.eq(0)
+            with m.Else():
+                m.d.sync += st_valid.eq(self.take)
+            m.d.sync += [st_sig.eq(sig), st_off.eq(off), st_neg.eq(u.sign)]
+            st_mag = Signal(unsigned(w - 1))
+            m.d.comb += st_mag.eq(st_sig << st_off)
+            neg = st_valid & st_neg
+            term = Signal(unsigned(w))
+            m.d.comb += term.eq(Mux(st_valid, Mux(st_neg, ~Cat(st_mag, Const(0, 1)),
+                                                  Cat(st_mag, Const(0, 1))), 0))
+            segs = [Signal(hi - lo, name=f"seg{k}", reset_less=True)
+                    for k, (lo, hi) in enumerate(self.bounds)]
+            carries = [Signal(name=f"carry{k}") for k in range(len(self.bounds) - 1)]
+            for k, (lo, hi) in enumerate(self.bounds):
+                cin = neg if k == 0 else carries[k - 1]
+                total = Signal(hi - lo + 1, name=f"seg{k}_next")
+                m.d.comb += total.eq(segs[k] + term[lo:hi] + cin)
+                with m.If(self.clear):
+                    m.d.sync += segs[k].eq(0)
+                    if k < len(carries):
+                        m.d.sync += carries[k].eq(0)
+                with m.Else():
+                    m.d.sync += segs[k].eq(total[:hi - lo])
+                    if k < len(carries):
+                        m.d.sync += carries[k].eq(total[hi - lo])
+            value = Cat(*segs)
         with m.If(self.clear):
-            m.d.sync += [value.eq(0), nan.eq(0), inf.eq(0), inf_sign.eq(0)]
+            m.d.sync += [nan.eq(0), inf.eq(0), inf_sign.eq(0)]
         with m.Elif(self.take):
             m.d.sync += [
-                # The width rule makes the sum of max_m terms fit: the wrap never happens.
-                value.eq(value + term),
                 nan.eq(nan | u.is_nan | (inf & u.is_inf & (inf_sign != u.sign))),
                 inf.eq(inf | u.is_inf),
                 inf_sign.eq(Mux(inf, inf_sign, u.sign)),

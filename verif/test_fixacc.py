@@ -38,11 +38,12 @@ def sequences(fmt, n, rng):
     return [[int(v) for v in s] for s in seqs]
 
 
-def run(term_fmt, fix, accs, seqs):
+def run(term_fmt, fix, accs, seqs, *, segment=0, pauses=False, early=0):
     """Each sequence through one accumulator (cleared between sequences); the converters'
-    outputs after its last term, per accumulator format."""
+    outputs ``acc.latency - early`` cycles after its last term, per accumulator format.
+    ``pauses``: a cycle without a term after every third one."""
     top = Module()
-    top.submodules.acc = acc = FixedAccumulator(term_fmt, fix)
+    top.submodules.acc = acc = FixedAccumulator(term_fmt, fix, segment=segment)
     convs = []
     for k, a in enumerate(accs):
         cv = FixedToFloat(fix, a, stages=0)
@@ -58,11 +59,17 @@ def run(term_fmt, fix, accs, seqs):
             ctx.set(acc.clear, 1)
             await ctx.tick()
             ctx.set(acc.clear, 0)
-            ctx.set(acc.take, 1)
-            for t in seq:
+            for k, t in enumerate(seq):
+                ctx.set(acc.take, 1)
                 ctx.set(acc.term, t)
                 await ctx.tick()
+                if pauses and k % 3 == 2:
+                    ctx.set(acc.take, 0)
+                    ctx.set(acc.term, t ^ 1)          # not taken: must not count
+                    await ctx.tick()
             ctx.set(acc.take, 0)
+            for _ in range(acc.latency - early):
+                await ctx.tick()
             out.append([ctx.get(cv.o.payload) for cv in convs])
 
     sim.add_testbench(bench)
@@ -80,13 +87,16 @@ CASES = [(FloatFormat(5, 4), FloatFormat(6, 12), 1024),      # LIGHTNORM's x -> 
          (FloatFormat(4, 2, subnormals=False), FloatFormat(4, 2), 64)]   # FTZ, into itself
 
 
+@pytest.mark.parametrize("segment", [0, 5, 16])
 @pytest.mark.parametrize("term_fmt,acc_fmt,n", CASES, ids=lambda v: getattr(v, "name", v))
-def test_fixacc_against_golden(term_fmt, acc_fmt, n):
+def test_fixacc_against_golden(term_fmt, acc_fmt, n, segment):
+    """Also pipelined (``segment``: carry-save segments of 5 or 16 bits, terms with pauses),
+    read exactly ``latency`` cycles after the last term."""
     rng = np.random.default_rng(n)
     fix = exact_sum_format([term_fmt], n)
     accs = [acc_fmt.replace(rounding=r) for r in ("rne", "rtz")]
     seqs = sequences(term_fmt, n, rng)
-    got = run(term_fmt, fix, accs, seqs)
+    got = run(term_fmt, fix, accs, seqs, segment=segment, pauses=segment == 5)
     want = expected(term_fmt, accs, seqs)
     bad = [(k, g, w) for k, (g, w) in enumerate(zip(got, want)) if g != w]
     assert not bad, f"{term_fmt.name} -> {fix.name}: sequences (index, got, want) {bad[:4]}"
@@ -104,6 +114,19 @@ def test_fixacc_fault_is_caught():
     assert got != expected(term_fmt, [acc_fmt], seqs)
 
 
+def test_fixacc_pipelined_latency_is_needed():
+    """Read one cycle before ``latency``, the pipelined accumulator is not yet the sum for
+    some sequence (a carry still pending, or the last term still staged): the latency the
+    sequencer waits is not padding."""
+    term_fmt, acc_fmt, n = FloatFormat(5, 4), FloatFormat(6, 12), 1024
+    fix = exact_sum_format([term_fmt], n)
+    seqs = sequences(term_fmt, n, np.random.default_rng(1))
+    acc = FixedAccumulator(term_fmt, fix, segment=5)
+    assert acc.latency == len(acc.bounds) == -(-fix.width // 5)
+    assert run(term_fmt, fix, [acc_fmt], seqs, segment=5, early=1) != \
+        expected(term_fmt, [acc_fmt], seqs)
+
+
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_fixacc_errors():
     f = FloatFormat(5, 4)
@@ -113,6 +136,8 @@ def test_fixacc_errors():
         FixedAccumulator(f, FixedFormat(60, -17))
     with pytest.raises(ValueError, match="width"):
         FixedAccumulator(f, FixedFormat(30, -18))
+    with pytest.raises(ValueError, match="segment must be a non-negative int"):
+        FixedAccumulator(f, FixedFormat(51, -18), segment=-1)
     with pytest.raises(TypeError, match="dst_fmt must be a FloatFormat"):
         FixedToFloat(FixedFormat(51, -18), "E6M12")
     with pytest.raises(ValueError, match="width must be between"):

@@ -34,7 +34,7 @@ from .control import Control
 from .normalize import Normalize, pipeline_latency
 from .rangestat import Range, programs, SEGMENTS
 from .recip import ScalarSequencer
-from .stats import Stats, acc_fmts, acc_widths
+from .stats import Stats, acc_fmts, acc_widths, sum_latency
 
 __all__ = ["BNUnit"]
 
@@ -128,7 +128,8 @@ class BNUnit(wiring.Component):
         # shares the sequencer's temporary slots.
         outputs = ["mu_c", "sig", "s_c", "a_c", "b_c", "dgamma", "dbeta", "a_bc", "c0_c"]
         outputs += ["c1_c"] if cfg.grad == "bn" else ["c0p_c", "c0m_c"]
-        return ScalarSequencer(G, programs(cfg), inputs, stages, outputs=outputs, name="seq")
+        return ScalarSequencer(G, programs(cfg), inputs, stages, outputs=outputs,
+                               delay=sum_latency(cfg), name="seq")
 
     def elaborate(self, platform):
         m = Module()

@@ -434,6 +434,9 @@ class ScalarSequencer(wiring.Component):
         Steps of one family (add/sub, mul, the fixed-to-float rounding of one sum word) in
         different formats share one unit in their join where :func:`merge_formats` makes that
         exact (truncating formats); False: one unit per format.
+    delay : int
+        Cycles between ``start`` and the first step's issue (the sums' settling time after a
+        statistics pass, :func:`~.stats.sum_latency`); part of :meth:`cycles`.
     name : str
         Prefix of the signal and unit names.
 
@@ -463,7 +466,7 @@ class ScalarSequencer(wiring.Component):
     """
 
     def __init__(self, lanes, programs, inputs, stages, *, outputs=None, pool=None,
-                 schedule=True, merge=True, name="seq"):
+                 schedule=True, merge=True, delay=0, name="seq"):
         if not programs or not all(programs):
             raise ValueError("programs must be a non-empty list of non-empty Op lists")
         self.lanes = lanes
@@ -471,6 +474,9 @@ class ScalarSequencer(wiring.Component):
         self.program = [op for p in self.segments for op in p]
         self.stages = dict(stages)
         self.name = name
+        if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+            raise ValueError(f"delay must be a non-negative int, not {delay!r}")
+        self.delay = delay
         self.values = {}
         self._fmt = {name: fmt for name, (_, fmt) in inputs.items()}
         ports = {}
@@ -550,8 +556,8 @@ class ScalarSequencer(wiring.Component):
 
     def cycles(self, entry):
         """Cycles from the ``start`` pulse to the ``done`` pulse of segment ``entry`` (exact)."""
-        return 1 + sum(self.lanes + self.units[self._key(op)].latency
-                       for op in self.segments[entry])
+        return 1 + self.delay + sum(self.lanes + self.units[self._key(op)].latency
+                                    for op in self.segments[entry])
 
     def _location(self, loc):
         """The ``lanes`` Signals (or one shared Value) behind an allocation location."""
@@ -588,9 +594,13 @@ class ScalarSequencer(wiring.Component):
         lane_bits = max(1, (G - 1).bit_length())
         issue_lane, wb_lane = issue[:lane_bits], wb[:lane_bits]
 
+        # The first step issues ``delay`` cycles after start (``hold`` counts them down).
+        hold = Signal(range(self.delay + 1), name=f"{self.name}_hold")
+        with m.If(hold != 0):
+            m.d.sync += hold.eq(hold - 1)
         m.d.sync += self.done.eq(0)
         with m.If(~self.busy & self.start):
-            m.d.sync += [self.busy.eq(1), issue.eq(0), wb.eq(0),
+            m.d.sync += [self.busy.eq(1), issue.eq(0), wb.eq(0), hold.eq(self.delay),
                          step.eq(Array(Const(b, range(len(prog))) for b in begin)[self.entry]),
                          last.eq(Array(Const(e, range(len(prog))) for e in ends)[self.entry])]
 
@@ -641,7 +651,8 @@ class ScalarSequencer(wiring.Component):
             mine = [j for j, op in enumerate(prog) if self._key(op) == key]
             active = Signal(name=f"{self.name}_{tag}_active")
             m.d.comb += active.eq(self.busy & sum((step == j for j in mine), Const(0)).bool())
-            m.d.comb += [unit.i.valid.eq(active & (issue < G)), unit.o.ready.eq(1)]
+            m.d.comb += [unit.i.valid.eq(active & (issue < G) & (hold == 0)),
+                         unit.o.ready.eq(1)]
             with m.If(unit.i.valid & unit.i.ready):
                 m.d.comb += fired.eq(1)
             with m.If(active & unit.o.valid):

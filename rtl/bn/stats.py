@@ -45,7 +45,7 @@ from .common import fp_add, fp_convert
 from lightnorm.rtl.fixacc import FixedAccumulator, word_width
 from lightnorm.rtl.fpconvert import exact_conversion
 
-__all__ = ["Stats", "term_fmts", "acc_fmts", "acc_widths", "shares_fg"]
+__all__ = ["Stats", "term_fmts", "acc_fmts", "acc_widths", "shares_fg", "sum_latency"]
 
 
 def term_fmts(cfg):
@@ -86,6 +86,15 @@ def acc_widths(cfg):
     """``{"f" | "g" | "b": bits}`` of the accumulator ports ``acc_*``."""
     # exact: accumulator words (register + flags, rtl/fixacc.py); wide: W / WB words
     return {k: word_width(f) if cfg.exact_sums else f.width for k, f in acc_fmts(cfg).items()}
+
+
+def sum_latency(cfg):
+    """Cycles from the edge that takes a statistics pass's last term until every sum is exact:
+    0, or with ``cfg.sum_segment`` (pipelined exact accumulators) the term stage plus one cycle
+    per carry-save segment boundary of the widest register (:class:`FixedAccumulator`)."""
+    if not (cfg.exact_sums and cfg.sum_segment):
+        return 0
+    return max(-(-f.width // cfg.sum_segment) for f in acc_fmts(cfg).values())
 
 
 class Stats(wiring.Component):
@@ -137,7 +146,7 @@ class Stats(wiring.Component):
                     # one register for the forward sum and dgamma: the forward term widened
                     # exactly into PB
                     tf = fp_convert(m, f"cv_f_l{l}", terms["f"], terms["g"], self.term_f[l])
-                    fg = FixedAccumulator(terms["g"], fixes["g"])
+                    fg = FixedAccumulator(terms["g"], fixes["g"], segment=cfg.sum_segment)
                     m.submodules[f"fix_fg_l{l}"] = fg
                     m.d.comb += [fg.clear.eq(self.clear),
                                  fg.take.eq((self.take_f | self.take_b) & ~self.clear),
@@ -145,7 +154,7 @@ class Stats(wiring.Component):
                                  self.acc_f[l].eq(fg.acc), self.acc_g[l].eq(fg.acc)]
                     accs = accs[2:]
                 for k, take in accs:
-                    acc = FixedAccumulator(terms[k], fixes[k])
+                    acc = FixedAccumulator(terms[k], fixes[k], segment=cfg.sum_segment)
                     m.submodules[f"fix_{k}_l{l}"] = acc
                     m.d.comb += [acc.clear.eq(self.clear), acc.take.eq(take & ~self.clear),
                                  acc.term.eq(getattr(self, f"term_{k}")[l]),
