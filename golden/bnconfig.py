@@ -539,14 +539,15 @@ def lightnorm_policy(base, fwd_fmt=None, bwd_fmt=None, acc_extra=(8, 8), **chang
 #: until no sum of max_m = 65536 terms can overflow (A = E6M12, AB = E7M11); BFP groups of 8
 #: channels with the element precision as magnitude width; truncation; exact range-BN gradient.
 #: The sums of m terms are exact (fixed-point accumulators of 51 bits for the E5M4 x, 83 bits
-#: for the E6M4 dgamma and E6M3 dbeta terms), rounded once.
+#: for the E6M4 dgamma and E6M3 dbeta terms), rounded once; the RTL keeps them in carry-save
+#: segments of 16 bits (sum_segment: a short loop, and smaller than one 83-bit adder).
 LIGHTNORM = BNConfig(fwd_op_fmt=FP10_154, fwd_const_fmt=FP10_154, bwd_op_fmt=FloatFormat(6, 4),
-                     bwd_const_fmt=FloatFormat(6, 4), sum_mode="exact")
+                     bwd_const_fmt=FloatFormat(6, 4), sum_mode="exact", sum_segment=16)
 LIGHTNORM_RNE = LIGHTNORM.replace(rounding="rne")
 #: The previous policy (every op and constant in the accumulator format; also ``BNConfig()``'s
 #: default) with the same accumulators and the wide sequential sums, for comparisons.
 LIGHTNORM_WIDE = LIGHTNORM.replace(fwd_op_fmt=None, bwd_op_fmt=None, fwd_const_fmt=None,
-                                   bwd_const_fmt=None, sum_mode="wide")
+                                   bwd_const_fmt=None, sum_mode="wide", sum_segment=0)
 #: Conventional BN baseline in FP32: plain FP32 words on the streams, FP32 streaming arithmetic
 #: and constants, sums in E9M23 (FP32 with one more exponent bit: no overflow at max_m).
 FP32_BN = BNConfig(algorithm="conventional", grad="bn", fwd_fmt=FP32, bwd_fmt=FP32,

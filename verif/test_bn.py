@@ -704,7 +704,16 @@ def random_hdl_config(seed, lanes):
                     rounding=("rne", "rtz")[seed % 2], max_m=max_m, sum_mode=sum_mode,
                     add_stages=int(r.integers(0, 3)), mul_stages=int(r.integers(0, 3)),
                     div_stages=int(r.integers(0, 4)), sqrt_stages=int(r.integers(0, 4)),
-                    minmax_stages=int(r.integers(0, 2)), bfp_stages=int(r.integers(0, 3)))
+                    minmax_stages=int(r.integers(0, 2)), bfp_stages=int(r.integers(0, 3)),
+                    sum_segment=draw_segment(r, sum_mode))
+
+
+def draw_segment(r, sum_mode):
+    """``sum_segment`` of a random config: exact sums are pipelined in segments of 2..24 bits
+    (or not, 0) with probability 2/3; wide sums have no segments."""
+    if sum_mode != "exact" or r.random() < 1 / 3:
+        return 0
+    return int(r.integers(2, 25))
 
 
 def draw_variance(r, algorithm, sum_mode, policy, terms):
@@ -869,7 +878,8 @@ def random_config(seed):
                     rounding=("rne", "rtz")[seed % 2], max_m=max_m, sum_mode=sum_mode,
                     add_stages=int(r.integers(0, 3)), mul_stages=int(r.integers(0, 3)),
                     div_stages=int(r.integers(0, 4)), sqrt_stages=int(r.integers(0, 4)),
-                    minmax_stages=0, bfp_stages=int(r.integers(0, 3)))
+                    minmax_stages=0, bfp_stages=int(r.integers(0, 3)),
+                    sum_segment=draw_segment(r, sum_mode))
 
 
 @pytest.mark.long
