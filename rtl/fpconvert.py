@@ -161,6 +161,7 @@ class FPConvert(StreamUnit):
         else:
             man = man[src.man_bits - dst.man_bits:]
         if not (src.subnormals and dst.subnormals):
+            # a subnormal of src is flushed (src) or not representable as one (dst): +-0
             man = Mux(exp == 0, 0, man)
         out = Signal(dst.width, name="widened" if self.is_widening else "truncated")
         m.d.comb += out.eq(Mux(nan, dst.canonical_nan, Cat(man, exp, sign)))
