@@ -9,10 +9,16 @@ A *pure widening* (the same exponent field, at least as many mantissa bits, e.g.
 is exact and needs no rounding: every finite word maps to ``sign | exp | man << k`` with the same
 bias, so the unit is wiring plus the NaN canonicalization and, where one of the formats flushes
 subnormals, a zeroed mantissa for exponent 0 -- a few gates instead of an unpacker and a
-RoundPack (:meth:`FPConvert.is_widening`).  An *exact widening* (every source value is a
-normal value of the destination, e.g. E5M4 -> E6M4, E8M23 -> E9M42) re-biases the unpacked,
-normalized exponent and widens the mantissa, also without a RoundPack
-(:meth:`FPConvert.is_exact_widening`).
+RoundPack (:func:`pure_widening`, :meth:`FPConvert.is_widening`).  A *pure truncation* (the
+same exponent field, fewer mantissa bits, ``dst_fmt`` rounding toward zero, e.g. E6M31 -> E6M12
+rtz) is the same wiring in the other direction: rtz drops the low mantissa bits of every finite
+word (a subnormal stays a subnormal or becomes a zero of its sign), the exponent range is the
+same so nothing overflows, and a NaN is recognized on the full source mantissa before it becomes
+the canonical NaN (:func:`pure_truncation`, :meth:`FPConvert.is_truncating_narrowing`).  An
+*exact widening* (every source value is a normal value of the destination, e.g. E5M4 -> E6M4,
+E8M23 -> E9M42) re-biases the unpacked, normalized exponent and widens the mantissa, also without
+a RoundPack (:func:`exact_widening`, :meth:`FPConvert.is_exact_widening`).  Other rtz conversions
+truncate the normalized significand without a RoundPack (``FPConvert._truncate``).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
@@ -20,7 +26,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from .pipeline import Pipeline, StreamUnit
 from .round import RoundPack, Unpack, check_float_format, signed_range_shape
 
-__all__ = ["FPConvert", "exact_conversion", "exact_widening"]
+__all__ = ["FPConvert", "exact_conversion", "exact_widening", "pure_truncation", "pure_widening"]
 
 
 def exact_widening(src, dst):
@@ -29,13 +35,25 @@ def exact_widening(src, dst):
     return dst.man_bits >= src.man_bits and dst.emax >= src.emax and dst.emin <= low
 
 
+def pure_widening(src, dst):
+    """True when ``dst`` has ``src``'s exponent field and no fewer mantissa bits: every word
+    converts by moving its mantissa up (exact, unless ``dst`` flushes ``src``'s subnormals)."""
+    return src.exp_bits == dst.exp_bits and dst.man_bits >= src.man_bits
+
+
+def pure_truncation(src, dst):
+    """True when ``dst`` has ``src``'s exponent field, fewer mantissa bits and rounds toward
+    zero: every word converts by dropping its low mantissa bits (no rounding, no overflow)."""
+    return (src.exp_bits == dst.exp_bits and dst.man_bits < src.man_bits
+            and dst.rounding == "rtz")
+
+
 def exact_conversion(src, dst):
     """True when every ``src`` word converts to ``dst`` without rounding (or ``src == dst``):
     equal formats, a pure widening or an exact widening (FPConvert's rounding-free paths)."""
     if src == dst:
         return True
-    pure = (src.exp_bits == dst.exp_bits and dst.man_bits >= src.man_bits
-            and (dst.subnormals or not src.subnormals))
+    pure = pure_widening(src, dst) and (dst.subnormals or not src.subnormals)
     return pure or exact_widening(src, dst)
 
 
@@ -69,8 +87,13 @@ class FPConvert(StreamUnit):
     @property
     def is_widening(self):
         """True when the conversion is wiring (same exponent field, no fewer mantissa bits)."""
-        src, dst = self.src_fmt, self.dst_fmt
-        return src.exp_bits == dst.exp_bits and dst.man_bits >= src.man_bits
+        return pure_widening(self.src_fmt, self.dst_fmt)
+
+    @property
+    def is_truncating_narrowing(self):
+        """True when the conversion is wiring that drops mantissa bits (same exponent field,
+        fewer mantissa bits, dst rounds toward zero), e.g. E6M31 -> E6M12 rtz."""
+        return pure_truncation(self.src_fmt, self.dst_fmt)
 
     @property
     def is_exact_widening(self):
@@ -84,22 +107,8 @@ class FPConvert(StreamUnit):
     def elaborate(self, platform):
         m = Module()
         src, dst = self.src_fmt, self.dst_fmt
-        if self.is_widening:
-            pipe = Pipeline(self.stages, cuts=0)     # wiring: every stage goes after it
-            word = self.i.payload
-            man = word[:src.man_bits]
-            exp = word[src.man_bits:src.man_bits + src.exp_bits]
-            sign = word[-1]
-            ones = (1 << src.exp_bits) - 1
-            if not (src.subnormals and dst.subnormals):
-                # a subnormal of src is flushed (src) or not representable as one (dst): +-0
-                man = Mux(exp == 0, 0, man)
-            out = Signal(dst.width, name="widened")
-            m.d.comb += out.eq(Mux((exp == ones) & (man != 0), dst.canonical_nan,
-                                   Cat(man.shift_left(dst.man_bits - src.man_bits)
-                                       if dst.man_bits > src.man_bits else man, exp, sign)))
-            pipe.connect(m, self.i, self.o, out)
-            return m
+        if self.is_widening or self.is_truncating_narrowing:
+            return self._same_field(m)
         if self.is_exact_widening:
             # Every src value is a normal dst value: re-bias the (normalized) exponent, move the
             # mantissa up; no rounding, no overflow, no subnormal results.
@@ -133,6 +142,30 @@ class FPConvert(StreamUnit):
         # exp: the exponent of the significand's LSB
         m.d.comb += rp.drive(sign=sign, exp=exp - src.man_bits, sig=sig, is_nan=nan, is_inf=inf)
         pipe.connect(m, self.i, self.o, rp.bits)
+        return m
+
+    def _same_field(self, m):
+        """Pure widening or pure truncation: the exponent field and the sign pass, the mantissa
+        moves up (widening) or loses its low bits (rtz), NaNs become dst's canonical NaN.  Where
+        a format flushes subnormals (src: flushed inputs, dst: flushed results) exponent field 0
+        keeps only the sign; otherwise src's subnormals are dst's with the same field."""
+        src, dst = self.src_fmt, self.dst_fmt
+        pipe = Pipeline(self.stages, cuts=0)     # wiring: every stage goes after it
+        word = self.i.payload
+        man = word[:src.man_bits]
+        exp = word[src.man_bits:src.man_bits + src.exp_bits]
+        sign = word[-1]
+        nan = (exp == src.exp_all_ones) & (man != 0)     # on every source mantissa bit
+        if dst.man_bits > src.man_bits:
+            man = man.shift_left(dst.man_bits - src.man_bits)
+        else:
+            man = man[src.man_bits - dst.man_bits:]
+        if not (src.subnormals and dst.subnormals):
+            # a subnormal of src is flushed (src) or not representable as one (dst): +-0
+            man = Mux(exp == 0, 0, man)
+        out = Signal(dst.width, name="widened" if self.is_widening else "truncated")
+        m.d.comb += out.eq(Mux(nan, dst.canonical_nan, Cat(man, exp, sign)))
+        pipe.connect(m, self.i, self.o, out)
         return m
 
     def _truncate(self, m):

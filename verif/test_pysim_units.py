@@ -21,7 +21,8 @@ from lightnorm.golden import fp, vectors
 from lightnorm.golden.formats import (BF16, E4M3, E5M2, E6M5, FLOAT_PRESETS, FP10_154, FP10_163,
                                       FP16, FP32, FloatFormat)
 from lightnorm.rtl import FPAddSub, FPConvert, FPMinMax, FPMul, RoundPack, Unpack
-from lightnorm.rtl.fpconvert import exact_widening
+from lightnorm.rtl.fpconvert import (exact_conversion, exact_widening, pure_truncation,
+                                     pure_widening)
 from lightnorm.rtl.pipeline import Pipeline, cut_positions
 
 RTZ = dict(rounding="rtz")
@@ -322,13 +323,74 @@ def test_convert_truncate_exhaustive(src, dst):
 
 @pytest.mark.parametrize("src,dst", [
     (FloatFormat(7, 11), FloatFormat(6, 4, rounding="rtz")),
-    (FloatFormat(6, 31), FloatFormat(6, 12, rounding="rtz")),
+    (FloatFormat(6, 31), FloatFormat(5, 12, rounding="rtz")),
     (FP32, FloatFormat(4, 3, subnormals=False, rounding="rtz")),
 ])
 def test_convert_truncate_random(src, dst):
     a = vectors.random_bits(src, 1500, np.random.default_rng(src.width * 7 + dst.width))
     check(dst, stream(FPConvert(src, dst, stages=0), list(a)), fp.convert(src, a, dst),
           "truncating convert")
+
+
+def _field_corners(fmt, keep):
+    """Words of ``fmt`` with exponent field 0, 1, the largest finite one or all ones and a
+    mantissa that is 0, all ones, or non-zero only in its top ``keep`` bits or only below them
+    (a NaN or subnormal payload that truncation to ``keep`` bits drops), both signs."""
+    m, low = fmt.man_bits, (1 << (fmt.man_bits - keep)) - 1
+    mans = {0, (1 << m) - 1, low, 1, 1 << (m - keep), ((1 << keep) - 1) << (m - keep),
+            (1 << (m - 1)) | low}
+    words = [(s << (fmt.width - 1)) | (e << m) | man for s in (0, 1) for man in sorted(mans)
+             for e in (0, 1, fmt.exp_all_ones - 1, fmt.exp_all_ones)]
+    return np.array(words, dtype=np.int64)
+
+
+@pytest.mark.parametrize("src,dst,stages", [
+    (FloatFormat(5, 6), FloatFormat(5, 4, rounding="rtz"), 1),
+    (FloatFormat(5, 6, subnormals=False), FloatFormat(5, 4, rounding="rtz"), 0),
+    (FloatFormat(5, 6), FloatFormat(5, 4, **RTZ_FTZ), 2),
+    (FloatFormat(5, 6, **RTZ_FTZ), FloatFormat(5, 2, **RTZ_FTZ), 1),
+    (FloatFormat(4, 7), FloatFormat(4, 1, rounding="rtz"), 1),
+    (FloatFormat(6, 5, subnormals=False), FloatFormat(6, 4, **RTZ), 0),
+    (FloatFormat(6, 8), FloatFormat(6, 3, **RTZ_FTZ), 1),
+])
+def test_convert_pure_truncation_exhaustive(src, dst, stages):
+    """The wiring path that drops mantissa bits (same exponent field, dst rtz), every word."""
+    unit = FPConvert(src, dst, stages=stages)
+    assert unit.is_truncating_narrowing and not unit.is_widening and unit.latency == stages
+    a = np.arange(1 << src.width, dtype=np.int64)
+    check(dst, stream(unit, list(a)), fp.convert(src, a, dst), "pure truncation")
+
+
+@pytest.mark.parametrize("src,dst", [
+    (FloatFormat(6, 12), FloatFormat(6, 4, **RTZ_FTZ)),
+    (FloatFormat(6, 12, subnormals=False), FloatFormat(6, 4, rounding="rtz")),
+    (FloatFormat(6, 31, **RTZ), FloatFormat(6, 12, **RTZ)),
+    (FloatFormat(7, 12, **RTZ), FloatFormat(7, 11, **RTZ)),
+    (FloatFormat(8, 23), FloatFormat(8, 7, **RTZ)),
+])
+def test_convert_pure_truncation_random(src, dst):
+    """Wider pure truncations: random words plus every field/payload corner."""
+    unit = FPConvert(src, dst, stages=0)
+    assert unit.is_truncating_narrowing
+    rng = np.random.default_rng(src.width * 11 + dst.width)
+    a = vectors.random_bits(src, 1500, rng)
+    a = np.concatenate([a, _field_corners(src, dst.man_bits).astype(a.dtype)])
+    check(dst, stream(unit, list(a)), fp.convert(src, a, dst), "pure truncation")
+
+
+def test_convert_same_field_predicates():
+    """pure_widening / pure_truncation split the same-exponent-field conversions."""
+    e5m4, e5m6 = FloatFormat(5, 4), FloatFormat(5, 6)
+    assert pure_widening(e5m4, e5m6) and pure_widening(e5m4, e5m4.replace(**RTZ))
+    assert not pure_truncation(e5m4, e5m6) and not pure_truncation(e5m4, e5m4.replace(**RTZ))
+    assert pure_truncation(e5m6, e5m4.replace(**RTZ))
+    assert pure_truncation(e5m6.replace(**RTZ_FTZ), e5m4.replace(**RTZ_FTZ))
+    assert not pure_truncation(e5m6, e5m4)                                # rne rounds
+    assert not pure_truncation(FloatFormat(6, 6), e5m4.replace(**RTZ))   # exponent field
+    # exact_conversion: a widening that flushes src's subnormals changes values
+    assert exact_conversion(e5m4, e5m6) and exact_conversion(e5m4.replace(**FTZ), e5m6)
+    assert not exact_conversion(e5m4, e5m6.replace(**FTZ))
+    assert not exact_conversion(e5m6, e5m4.replace(**RTZ))
 
 
 def test_convert_exact_widening_predicate():
