@@ -143,7 +143,8 @@ def test_hoist_keeps_dataflow(name):
         moved += old != new
     assert moved
     plain = ScalarSequencer(seq.lanes, programs(cfg), seq.inputs, seq.stages,
-                            outputs=list(seq.alloc.registers), schedule=False)
+                            outputs=list(seq.alloc.registers), schedule=False,
+                            delay=seq.delay)
     assert plain.segments == programs(cfg)
     assert seq.alloc.bits < plain.alloc.bits
     assert [seq.cycles(k) for k in range(3)] == [plain.cycles(k) for k in range(3)]
@@ -175,6 +176,8 @@ def test_outputs_interface_errors():
         ScalarSequencer(2, seq.segments, seq.inputs, {}, outputs=["sum"])
     with pytest.raises(ValueError, match="pool must be"):
         ScalarSequencer(2, seq.segments, seq.inputs, {}, outputs=[], pool="lru")
+    with pytest.raises(ValueError, match="delay must be a non-negative int"):
+        ScalarSequencer(2, seq.segments, seq.inputs, {}, delay=-1)
     # Only the outputs (and values carried between segments) are visible to other blocks.
     assert set(seq.values) == set(seq.alloc.registers)
     assert "rng" not in seq.values and "mu_c" in seq.values
@@ -237,7 +240,7 @@ def test_sequencer_matches_unallocated(name):
     def unallocated(cfg):
         s = unit_sequencer(cfg)
         return ScalarSequencer(s.lanes, programs(cfg), s.inputs, s.stages, outputs=None,
-                               schedule=False)
+                               schedule=False, delay=s.delay)
     for seed in range(3):
         seq, got, cycles = _simulate(cfg, unit_sequencer, seed)
         ref, want, ref_cycles = _simulate(cfg, unallocated, seed)
@@ -265,7 +268,8 @@ def test_sequencer_merged_matches_unmerged(name):
     def unmerged(cfg):
         s = unit_sequencer(cfg)
         return ScalarSequencer(s.lanes, programs(cfg), s.inputs, s.stages,
-                               outputs=list(s.result.signature.members), merge=False)
+                               outputs=list(s.result.signature.members), merge=False,
+                               delay=s.delay)
     merged = unit_sequencer(cfg)
     assert len(merged.units) < len(unmerged(cfg).units)
     for seed in range(3):
