@@ -44,7 +44,7 @@ def unit_sequencer(cfg, **changes):
 def check_allocation(segments, inputs, outputs, alloc):
     """Execute the program symbolically on the allocation's locations; AssertionError on the
     first read that would not see the value the program means, naming step and operand."""
-    width = {op.dst: op.fmt.width for seg in segments for op in seg}
+    width = {op.dst: op.kept.width for seg in segments for op in seg}
     for name in outputs:
         assert alloc.registers.get(name) == width[name], f"output {name!r} has no register"
     base = 0
@@ -73,7 +73,7 @@ def check_allocation(segments, inputs, outputs, alloc):
             if op.dst in alloc.registers:
                 assert loc == ("reg", op.dst), f"segment {s} step {j}: {op.dst!r} off its register"
             else:
-                assert loc[0] == "slot" and alloc.slots[loc[1]] >= op.fmt.width
+                assert loc[0] == "slot" and alloc.slots[loc[1]] >= op.kept.width
             held[loc] = (s, j)
             latest[op.dst] = j
         base += len(seg)

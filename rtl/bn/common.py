@@ -11,7 +11,8 @@ flags) ride along in the same registers, which chained per-unit pipelines could 
 
 from amaranth.hdl import Value
 
-__all__ = ["core", "fp_add", "fp_sub", "fp_mul", "fp_minmax", "fp_convert"]
+__all__ = ["core", "fp_add", "fp_sub", "fp_mul", "fp_minmax", "fp_convert", "nested_rounding",
+           "nested_forward"]
 
 
 def core(m, name, unit, **fields):
@@ -134,3 +135,32 @@ def fp_onto_grid(m, name, wide, narrow, a):
     with m.Else():
         m.d.comb += out.eq(Cat(clr, efield, sign))
     return out
+
+
+def nested_rounding(narrow, wide):
+    """True if rounding into ``wide`` and then into ``narrow`` equals rounding into ``narrow``.
+
+    Holds for truncation (rtz) when every ``narrow`` value is a ``wide`` value (the grids are
+    nested: no fewer mantissa bits, no smaller largest exponent, and ``narrow``'s smallest
+    subnormal step on ``wide``'s grid, where ``wide`` is normal or keeps its subnormals) --
+    truncating onto the finer grid never crosses a point of the coarser one, and rtz overflow
+    saturates at each format's largest finite value (``wide``'s is the larger).  It does not hold
+    for rne: below ``narrow``'s smallest normal the first rounding can make a tie.  The
+    forward's per-element operations then run on the backward's cores
+    (:class:`lightnorm.rtl.bn.normalize.Normalize`).
+    """
+    if narrow.rounding != "rtz" or wide.rounding != "rtz" or narrow == wide:
+        return False
+    step = narrow.emin - narrow.man_bits          # exponent of narrow's smallest subnormal step
+    return (wide.man_bits >= narrow.man_bits and wide.emax >= narrow.emax
+            and wide.emin - wide.man_bits <= step
+            and (wide.subnormals or wide.emin <= step))
+
+
+def nested_forward(cfg):
+    """True if ``cfg``'s forward ``a*x`` and ``+ b`` run on the backward's PB cores.
+
+    Range presets only (the conventional presets share their cores when P == PB), and only where
+    :func:`nested_rounding` makes the result equal to the operation in P.
+    """
+    return cfg.algorithm == "range" and nested_rounding(cfg.fwd_op, cfg.bwd_op)

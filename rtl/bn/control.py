@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden.bn import ERRORS, ERROR_CODE_BITS, error_width
 
+from .common import fp_convert, nested_forward
 from .rangestat import SEGMENTS
 
 __all__ = ["Control", "KIND_STAT", "KIND_VAR", "KIND_Y", "KIND_BSTAT", "KIND_DX",
@@ -72,7 +73,10 @@ class Control(wiring.Component):
     mode, m, q, r, inv_m, ck, eps : Out(2), Out(m_bits), Out(m_bits), Out(r_bits), Out(CW) x 3
         Header fields of the current command.
     p0, p1, p2 : Out(CW).array(G)
-        Lane words of the current command.
+        Lane words of the current command.  Inference with the nested forward
+        (:func:`.common.nested_forward`): p0, p1 hold a and b widened exactly from C into PB
+        as the lane beats arrive (one converter per word, shared by the lanes), the format the
+        datapath's cores take them in.
     kind : Out(3)
         Kind of the current pass (``KIND_*``).
     accept : Out(1)
@@ -259,6 +263,14 @@ class Control(wiring.Component):
         lane = Signal(range(max(2, G)))
         beat = cmd.payload
         m.d.comb += [w.eq(beat[k * CW:(k + 1) * CW]) for k, w in enumerate(self.load_words)]
+        # What the lane registers take from a lane beat: its words, except the nested
+        # forward's inference a and b (C words), widened into PB here once for all lanes.
+        load = [beat[k * CW:(k + 1) * CW] for k in range(3)]
+        if nested_forward(cfg):
+            C, PB = cfg.fwd_const, cfg.bwd_op
+            for k, name in ((0, "a"), (1, "b")):
+                wide = fp_convert(m, f"cv_cmd_{name}_pb", C, PB, load[k][:C.width])
+                load[k] = Mux(self.mode == MODE_INFER, wide, load[k])
         with m.FSM(name="bn_fsm"):
             with m.State("HEADER"):
                 m.d.comb += cmd.ready.eq(1)
@@ -278,9 +290,8 @@ class Control(wiring.Component):
                     with m.Switch(lane):
                         for l in range(G):
                             with m.Case(l):
-                                m.d.sync += [words["p0"][l].eq(beat[0:CW]),
-                                             words["p1"][l].eq(beat[CW:2 * CW]),
-                                             words["p2"][l].eq(beat[2 * CW:3 * CW])]
+                                m.d.sync += [words[k][l].eq(w)
+                                             for k, w in zip(("p0", "p1", "p2"), load)]
                     # a backward lane beat: normalize loads its CB-rounded mu and s
                     # (docs/architecture.md, recip)
                     m.d.comb += [self.load_lane.eq((self.mode == MODE_BWD) & ~refused),

@@ -33,7 +33,7 @@ when its result comes back, never earlier, so a result may overwrite its own ope
 chunk-sum chain ``smax_w += MX[j]`` runs in one slot).  Segments never overlap, so all of them
 share the pool.  A slot is as wide as the widest value it holds (a narrower value writes its
 low bits only), or the pool is split by width, whichever needs fewer bits (``pool``).
-Register bits per lane, one set per destination -> allocated: LIGHTNORM 559 -> 236 (141 output
+Register bits per lane, one set per destination -> allocated: LIGHTNORM 561 -> 238 (143 output
 bits + slots of 38, 38, 19), BF16_BN 587 -> 237 (187 + 25, 25), FP32_BN 851 -> 389 (323 + 33,
 33).
 
@@ -54,6 +54,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden.formats import FloatFormat
+
+from .common import fp_convert
 
 __all__ = ["Op", "ScalarSequencer", "ZeroSelect", "ClampNegative", "OP_KINDS", "Allocation", "allocate", "hoist"]
 
@@ -80,12 +82,22 @@ class Op(NamedTuple):
         Operand names (sequencer inputs or earlier results) or ``int`` bit patterns in ``fmt``.
     src_fmt : FloatFormat or None
         Source format, ``"convert"`` only.
+    store : FloatFormat or None
+        Format the result is kept in, and read in by later steps and other blocks: an exact
+        widening of the ``fmt`` result (every ``fmt`` value is a ``store`` value), done on the
+        write path by one converter per unit and format (no extra cycle).  ``None``: ``fmt``.
     """
     dst: str
     kind: str
     fmt: FloatFormat
     srcs: tuple
     src_fmt: FloatFormat = None
+    store: FloatFormat = None
+
+    @property
+    def kept(self):
+        """Format of the stored result: ``store``, or ``fmt`` when that is None."""
+        return self.store or self.fmt
 
 
 class ZeroSelect(wiring.Component):
@@ -276,7 +288,7 @@ def allocate(segments, inputs, outputs=None, *, pool=None):
     dsts = {}
     for seg in segments:
         for op in seg:
-            dsts.setdefault(op.dst, op.fmt.width)
+            dsts.setdefault(op.dst, op.kept.width)
     if outputs is None:
         outputs = list(dsts)
     else:
@@ -318,7 +330,7 @@ def allocate(segments, inputs, outputs=None, *, pool=None):
             if op.dst in registers:
                 where[j] = ("reg", op.dst)
             else:
-                width = op.fmt.width
+                width = op.kept.width
                 ok = [s for s in range(len(slots)) if free_at[s] <= j
                       and (pool == "shared" or slots[s] == width)]
                 if ok:
@@ -448,11 +460,15 @@ class ScalarSequencer(wiring.Component):
                                      f"an earlier result")
             if op.dst in inputs:
                 raise ValueError(f"Op {op.dst!r}: destination is an input")
+            if op.store is not None and (op.store.exp_bits < op.fmt.exp_bits
+                                         or op.store.man_bits < op.fmt.man_bits):
+                raise ValueError(f"Op {op.dst!r}: store ({op.store.name}) is no widening of "
+                                 f"{op.fmt.name}")
             if op.dst in self._fmt:
-                if self._fmt[op.dst] != op.fmt:
+                if self._fmt[op.dst] != op.kept:
                     raise ValueError(f"Op {op.dst!r}: rewritten in another format")
                 continue
-            self._fmt[op.dst] = op.fmt
+            self._fmt[op.dst] = op.kept
         if schedule:
             registers = allocate(self.segments, inputs, outputs, pool="by_format").registers
             self.segments = [hoist(seg, registers) for seg in self.segments]
@@ -600,6 +616,18 @@ class ScalarSequencer(wiring.Component):
             for j in mine:
                 results[j] = unit.o.payload
 
+        # Results kept in a wider format (Op.store): widened at the unit's output, one shared
+        # converter per (unit, format) for all its steps that keep one.
+        widened = {}
+        for j, op in enumerate(prog):
+            if op.store is not None:
+                key = (_unit_key(op), op.store)
+                if key not in widened:
+                    widened[key] = fp_convert(
+                        m, f"{self.name}_store{len(widened)}_{op.fmt.name}_{op.store.name}",
+                        op.fmt, op.store, results[j])
+                results[j] = widened[key]
+
         # One write port per register set or slot: the data selected by the step, and per bit
         # range an enable (a narrower value leaves a wider slot's upper bits alone), decoded
         # per lane from the write-back counter.
@@ -612,16 +640,16 @@ class ScalarSequencer(wiring.Component):
             tag = f"{self.name}_wr_{loc[0]}_{loc[1]}"
             wdata = Signal(width, name=f"{tag}_data")
             if len(steps) == 1:
-                m.d.comb += wdata[:prog[steps[0]].fmt.width].eq(results[steps[0]])
+                m.d.comb += wdata[:prog[steps[0]].kept.width].eq(results[steps[0]])
             else:
                 with m.Switch(step):
                     for j in steps:
                         with m.Case(j):
-                            m.d.comb += wdata[:prog[j].fmt.width].eq(results[j])
+                            m.d.comb += wdata[:prog[j].kept.width].eq(results[j])
             lo = 0
-            for hi in sorted({prog[j].fmt.width for j in steps}):
+            for hi in sorted({prog[j].kept.width for j in steps}):
                 en = Signal(name=f"{tag}_en{hi}")
-                mine = [j for j in steps if prog[j].fmt.width >= hi]
+                mine = [j for j in steps if prog[j].kept.width >= hi]
                 m.d.comb += en.eq(back & sum((step == j for j in mine), Const(0)).bool())
                 for lane in range(G):
                     with m.If(en & (wb_lane == lane)):
