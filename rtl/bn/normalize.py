@@ -78,8 +78,7 @@ class Normalize(wiring.Component):
         To and from the ``control`` block's ports of the same names: ``mode``, ``kind`` (in:
         the current command and pass), ``accept``, ``first``, ``last`` (in: the pass takes
         beats; chunk flags of the entering beat), ``in_fire``, ``out_fire`` (out: a beat
-        entered / left the pipeline), ``p0``, ``p1``, ``p2`` (in: the command's lane words;
-        inference with the nested forward: a and b in PB),
+        entered / left the pipeline), ``p0``, ``p1``, ``p2`` (in: the command's lane words),
         ``load_lane``, ``load_index``, ``load_words`` (in: a backward lane beat on the command
         stream, whose mu and s are rounded into CB as it arrives).
     codec : In(codec_signature(cfg))
@@ -99,8 +98,8 @@ class Normalize(wiring.Component):
     seq : Out(wiring.Signature(...))
         From the ``recip`` block's outputs of the same names: the streaming constants
         ``mu_c``, ``a_c``, ``b_c`` (C; with the nested forward ``a_c``, ``b_c`` widened
-        exactly into PB) and ``a_bc``, ``c0_c`` and ``c1_c`` (grad "bn") or ``c0p_c``,
-        ``c0m_c`` (grad "range") (CB), in (``.array(G)``).
+        exactly into PB, also an inference command's) and ``a_bc``, ``c0_c`` and ``c1_c``
+        (grad "bn") or ``c0p_c``, ``c0m_c`` (grad "range") (CB), in (``.array(G)``).
     """
 
     def __init__(self, cfg):
@@ -188,10 +187,11 @@ class Normalize(wiring.Component):
         v = cut(v, cfg.bfp_stages)
 
         # The constants the datapath uses: forward mu, a, b are C words from the sequencer
-        # (inference: a, b from the command; with the nested forward a and b arrive already
-        # widened into PB), backward a, c0, c1 | c0p, c0m CB words from the sequencer; the
-        # backward command's mu and s (AB words) are rounded into CB as they arrive (below).
-        # All of them enter the op formats P / PB exactly (P holds C, PB holds CB).
+        # (inference: a, b from the command; with the nested forward a and b are PB words
+        # from the sequencer in every mode), backward a, c0, c1 | c0p, c0m CB words from the
+        # sequencer; the backward command's mu and s (AB words) are rounded into CB as they
+        # arrive (below).  All of them enter the op formats P / PB exactly (P holds C, PB
+        # holds CB).
         share = P == PB
         nested = self.nested
         for l in range(G):
@@ -224,10 +224,10 @@ class Normalize(wiring.Component):
             cst[f"mu_f{l}"] = fwd_c("mu", vals["mu_c"][l])
             if nested:
                 # the forward's a and b enter the backward cores as PB words, widened exactly
-                # where they are produced: by the sequencer as it writes them, and (inference)
-                # by control as the command's lane beats arrive
-                cst[f"a_fb{l}"] = Mux(infer, ctl.p0[l][:PB.width], vals["a_c"][l])
-                cst[f"b_fb{l}"] = Mux(infer, ctl.p1[l][:PB.width], vals["b_c"][l])
+                # where they are produced: by the sequencer as it writes them; an inference
+                # command's by control, loaded into the sequencer's registers
+                cst[f"a_fb{l}"] = vals["a_c"][l]
+                cst[f"b_fb{l}"] = vals["b_c"][l]
             else:
                 cst[f"a_f{l}"] = fwd_c("a", Mux(infer, ctl.p0[l][:C.width], vals["a_c"][l]))
                 cst[f"b_f{l}"] = fwd_c("b", Mux(infer, ctl.p1[l][:C.width], vals["b_c"][l]))

@@ -400,6 +400,10 @@ class ScalarSequencer(wiring.Component):
     schedule : bool
         Run the steps that write a register set (an output) as early as their operands allow
         (:func:`hoist`), which shortens the temporaries' lives; False: program order.
+    loads : iterable of str
+        Outputs whose register sets may also be written from outside (``load``), e.g. with a
+        command's word where no segment computes it; ValueError for a name that is not an
+        output.
     name : str
         Prefix of the signal and unit names.
 
@@ -418,6 +422,11 @@ class ScalarSequencer(wiring.Component):
     result : Out(wiring.Signature({name: Out(width).array(lanes)}))
         One output port per output (``outputs``; ``None``: every destination): the output's
         register set, in the width of its format.
+    load, load_lane : In(1), In(range(max(2, lanes)))
+        With ``loads`` only: in a cycle with ``load`` high (never while busy) lane
+        ``load_lane`` of every ``loads`` register set takes its word from ``load_value``.
+    load_value : Out(wiring.Signature({name: In(width)}))
+        With ``loads`` only: one word per ``loads`` name, in the register's width.
     inputs : dict
         ``name -> (port, fmt)``: the operand ports (a Signal, or a list of ``lanes``) and
         their formats.
@@ -429,7 +438,7 @@ class ScalarSequencer(wiring.Component):
     """
 
     def __init__(self, lanes, programs, inputs, stages, *, outputs=None, pool=None,
-                 schedule=True, name="seq"):
+                 schedule=True, loads=(), name="seq"):
         if not programs or not all(programs):
             raise ValueError("programs must be a non-empty list of non-empty Op lists")
         self.lanes = lanes
@@ -475,12 +484,22 @@ class ScalarSequencer(wiring.Component):
             self.program = [op for p in self.segments for op in p]
         self.alloc = allocate(self.segments, inputs, outputs, pool=pool)
         outs = list(self.alloc.registers) if outputs is None else list(outputs)
+        self.loads = list(loads)
+        for r in self.loads:
+            if r not in outs:
+                raise ValueError(f"loads: {r!r} is not an output")
+        extern = {}
+        if self.loads:
+            extern = {"load": In(1), "load_lane": In(range(max(2, lanes))),
+                      "load_value": Out(wiring.Signature(
+                          {r: In(self.alloc.registers[r]) for r in self.loads}))}
         super().__init__({
             "start": In(1), "entry": In(range(max(2, len(programs)))),
             "busy": Out(1), "done": Out(1),
             "operand": Out(wiring.Signature(ports)),
             "result": Out(wiring.Signature({r: Out(self.alloc.registers[r]).array(lanes)
                                             for r in outs})),
+            **extern,
         })
         self.inputs = {key: (getattr(self.operand, key), fmt)
                        for key, (_, fmt) in inputs.items()}
@@ -630,7 +649,8 @@ class ScalarSequencer(wiring.Component):
 
         # One write port per register set or slot: the data selected by the step, and per bit
         # range an enable (a narrower value leaves a wider slot's upper bits alone), decoded
-        # per lane from the write-back counter.
+        # per lane from the write-back counter.  A ``loads`` register set takes the outside
+        # word through the same port (shared data, one more enable term per lane).
         writers = {}
         for j, loc in enumerate(self.alloc.dst):
             writers.setdefault(loc, []).append(j)
@@ -646,13 +666,20 @@ class ScalarSequencer(wiring.Component):
                     for j in steps:
                         with m.Case(j):
                             m.d.comb += wdata[:prog[j].kept.width].eq(results[j])
+            extern = loc[0] == "reg" and loc[1] in self.loads
+            if extern:
+                with m.If(self.load):
+                    m.d.comb += wdata.eq(getattr(self.load_value, loc[1]))
             lo = 0
-            for hi in sorted({prog[j].kept.width for j in steps}):
+            for hi in sorted({prog[j].kept.width for j in steps}):    # a register: one width
                 en = Signal(name=f"{tag}_en{hi}")
                 mine = [j for j in steps if prog[j].kept.width >= hi]
                 m.d.comb += en.eq(back & sum((step == j for j in mine), Const(0)).bool())
                 for lane in range(G):
-                    with m.If(en & (wb_lane == lane)):
+                    hit = en & (wb_lane == lane)
+                    if extern:
+                        hit = hit | (self.load & (self.load_lane == lane))
+                    with m.If(hit):
                         m.d.sync += regs[lane][lo:hi].eq(wdata[lo:hi])
                 lo = hi
 
