@@ -44,7 +44,7 @@ def unit_sequencer(cfg, **changes):
 def check_allocation(segments, inputs, outputs, alloc):
     """Execute the program symbolically on the allocation's locations; AssertionError on the
     first read that would not see the value the program means, naming step and operand."""
-    width = {op.dst: op.fmt.width for seg in segments for op in seg}
+    width = {op.dst: op.kept.width for seg in segments for op in seg}
     for name in outputs:
         assert alloc.registers.get(name) == width[name], f"output {name!r} has no register"
     base = 0
@@ -73,7 +73,7 @@ def check_allocation(segments, inputs, outputs, alloc):
             if op.dst in alloc.registers:
                 assert loc == ("reg", op.dst), f"segment {s} step {j}: {op.dst!r} off its register"
             else:
-                assert loc[0] == "slot" and alloc.slots[loc[1]] >= op.fmt.width
+                assert loc[0] == "slot" and alloc.slots[loc[1]] >= op.kept.width
             held[loc] = (s, j)
             latest[op.dst] = j
         base += len(seg)
@@ -277,3 +277,57 @@ def test_sequencer_merged_matches_unmerged(name):
         ref, want, ref_cycles = _simulate(cfg, unmerged, seed)
         assert got == want
         assert cycles == ref_cycles
+
+
+def test_store_and_loads():
+    """``Op.store`` keeps a result widened exactly (the nested forward's a_c: E6M12 -> E5M4,
+    kept as E6M4) and later steps read it in that format; a ``loads`` register takes an outside
+    word while idle.  Random words (NaN, infinities, subnormals included), no extra cycles."""
+    from lightnorm.golden import fp as gfp
+    from lightnorm.golden.formats import FloatFormat
+    rtz = {"rounding": "rtz"}
+    A, C, PB = FloatFormat(6, 12, **rtz), FloatFormat(5, 4, **rtz), FloatFormat(6, 4, **rtz)
+    prog = [[Op("y", "convert", C, ("x",), A, store=PB), Op("z", "mul", A, ("y", "x"))]]
+    G = 2
+    with pytest.raises(ValueError, match="no widening"):
+        ScalarSequencer(G, [[Op("y", "convert", PB, ("x",), A, store=C)]],
+                        {"x": ([A.width] * G, A)}, {}, outputs=["y"])
+    with pytest.raises(ValueError, match="loads: 'z' is not an output"):
+        ScalarSequencer(G, prog, {"x": ([A.width] * G, A)}, {}, outputs=["y"], loads=["z"])
+    seq = ScalarSequencer(G, prog, {"x": ([A.width] * G, A)}, {}, outputs=["y", "z"],
+                          loads=["y"])
+    assert seq.alloc.registers["y"] == PB.width and seq.cycles(0) == 1 + 2 * G
+    rnd = random.Random(5)
+    words = [[rnd.getrandbits(A.width) for _ in range(G)] for _ in range(40)]
+
+    async def bench(ctx):
+        for xs in words:
+            for v, x in zip(seq.operand.x, xs):
+                ctx.set(v, x)
+            ctx.set(seq.start, 1)
+            await ctx.tick()
+            ctx.set(seq.start, 0)
+            n = 1
+            while not ctx.get(seq.done):
+                await ctx.tick()
+                n += 1
+            assert n == seq.cycles(0)
+            for lane, x in enumerate(xs):
+                y = int(gfp.convert(C, int(gfp.convert(A, x, C)), PB))
+                assert ctx.get(seq.values["y"][lane]) == y
+                z = int(gfp.mul(A, int(gfp.convert(PB, y, A)), x))
+                assert ctx.get(seq.values["z"][lane]) == z
+            # an outside word into lane 1 of y only
+            word = rnd.getrandbits(PB.width)
+            ctx.set(seq.load_value.y, word)
+            ctx.set(seq.load_lane, 1)
+            ctx.set(seq.load, 1)
+            await ctx.tick()
+            ctx.set(seq.load, 0)
+            assert ctx.get(seq.values["y"][1]) == word
+            assert ctx.get(seq.values["y"][0]) == int(
+                gfp.convert(C, int(gfp.convert(A, xs[0], C)), PB))
+    sim = Simulator(seq)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()

@@ -31,6 +31,7 @@ from lightnorm.golden.bnconfig import BNConfig
 
 from .bfp import Codecs
 from .control import Control
+from .common import nested_forward
 from .normalize import Normalize, pipeline_latency
 from .rangestat import Range, programs, SEGMENTS
 from .recip import ScalarSequencer
@@ -128,7 +129,9 @@ class BNUnit(wiring.Component):
         # shares the sequencer's temporary slots.
         outputs = ["mu_c", "sig", "s_c", "a_c", "b_c", "dgamma", "dbeta", "a_bc", "c0_c"]
         outputs += ["c1_c"] if cfg.grad == "bn" else ["c0p_c", "c0m_c"]
-        return ScalarSequencer(G, programs(cfg), inputs, stages, outputs=outputs,
+        # the nested forward's a_c, b_c (PB words) also take an inference command's a and b
+        loads = ["a_c", "b_c"] if nested_forward(cfg) else []
+        return ScalarSequencer(G, programs(cfg), inputs, stages, outputs=outputs, loads=loads,
                                delay=sum_latency(cfg), name="seq")
 
     def elaborate(self, platform):
@@ -185,6 +188,12 @@ class BNUnit(wiring.Component):
         # control <-> recip: run a program segment between two passes
         m.d.comb += [seq.start.eq(ctl.seq_start), seq.entry.eq(ctl.seq_entry),
                      ctl.seq_done.eq(seq.done)]
+        # control -> recip (nested forward): an inference lane beat's a and b, widened into PB,
+        # into the registers of a_c, b_c
+        if seq.loads:
+            m.d.comb += [seq.load.eq(ctl.load_ab), seq.load_lane.eq(ctl.load_index),
+                         seq.load_value.a_c.eq(ctl.load_ab_words[0]),
+                         seq.load_value.b_c.eq(ctl.load_ab_words[1])]
         # control, stats, range -> recip: the operands of the per-channel programs (an operand
         # port is as wide as the program's format: a control word's low bits)
         operands = {

@@ -12,7 +12,7 @@ flags) ride along in the same registers, which chained per-unit pipelines could 
 from amaranth.hdl import Value
 
 __all__ = ["core", "fp_add", "fp_sub", "fp_mul", "fp_minmax", "fp_convert", "nested_rounding",
-           "onto_grid_applies", "fp_onto_grid"]
+           "onto_grid_applies", "fp_onto_grid", "nested_forward"]
 
 
 def core(m, name, unit, **fields):
@@ -155,3 +155,12 @@ def fp_onto_grid(m, name, wide, narrow, a):
     with m.Else():
         m.d.comb += out.eq(Cat(clr, efield, sign))
     return out
+
+
+def nested_forward(cfg):
+    """True if ``cfg``'s forward ``a*x`` and ``+ b`` run on the backward's PB cores.
+
+    Range presets only (the conventional presets share their cores when P == PB), and only where
+    :func:`nested_rounding` makes the result equal to the operation in P.
+    """
+    return cfg.algorithm == "range" and nested_rounding(cfg.fwd_op, cfg.bwd_op)

@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden.bn import ERRORS, ERROR_CODE_BITS, error_width
 
+from .common import fp_convert, nested_forward
 from .rangestat import SEGMENTS
 
 __all__ = ["Control", "KIND_STAT", "KIND_VAR", "KIND_Y", "KIND_BSTAT", "KIND_DX",
@@ -91,6 +92,11 @@ class Control(wiring.Component):
         mu and s into CB registers); never for a refused command.
     load_words : Out(CW).array(3)
         The p0, p1, p2 words of the lane beat on the command stream.
+    load_ab, load_ab_words : Out(1), Out(PB.width).array(2)
+        Nested forward only (:func:`.common.nested_forward`): an inference lane beat for lane
+        ``load_index`` is taken this cycle (never for a refused command), and its a and b
+        (C words) widened exactly into PB, the format the datapath's cores take them in (one
+        converter per word, shared by the lanes): the sequencer's ``a_c``, ``b_c`` load them.
     seq : Out(wiring.Signature(...))
         The values the result beats carry, in (``.array(G)``), from the ``recip`` block's
         outputs of the same names: ``mu_c``, ``s_c`` (C), ``sig`` (A), ``dgamma``, ``dbeta``
@@ -114,6 +120,9 @@ class Control(wiring.Component):
         G, MB, CW, K = cfg.lanes, cfg.m_bits, cfg.const_width, cfg.chunks
         C, A, AB = cfg.fwd_const, cfg.fwd_acc_fmt, cfg.bwd_acc_fmt
         results = {"mu_c": C, "sig": A, "s_c": C, "dgamma": AB, "dbeta": AB}
+        nested = {}
+        if nested_forward(cfg):
+            nested = {"load_ab": Out(1), "load_ab_words": Out(cfg.bwd_op.width).array(2)}
         super().__init__({
             "cmd": In(stream.Signature(cfg.cmd_width)),
             "res": Out(stream.Signature(cfg.result_width)),
@@ -130,6 +139,7 @@ class Control(wiring.Component):
             "seq": Out(wiring.Signature({k: In(f.width).array(G) for k, f in results.items()})),
             "error": Out(ERROR_CODE_BITS), "drop": Out(1), "drop_fire": In(1),
             "dout_last": Out(1), "res_last": Out(1),
+            **nested,
         })
 
     def elaborate(self, platform):
@@ -259,6 +269,13 @@ class Control(wiring.Component):
         lane = Signal(range(max(2, G)))
         beat = cmd.payload
         m.d.comb += [w.eq(beat[k * CW:(k + 1) * CW]) for k, w in enumerate(self.load_words)]
+        nested = nested_forward(cfg)
+        if nested:
+            # an inference command's a and b, widened once for all lanes
+            C, PB = cfg.fwd_const, cfg.bwd_op
+            for k, name in ((0, "a"), (1, "b")):
+                m.d.comb += self.load_ab_words[k].eq(
+                    fp_convert(m, f"cv_cmd_{name}_pb", C, PB, self.load_words[k][:C.width]))
         with m.FSM(name="bn_fsm"):
             with m.State("HEADER"):
                 m.d.comb += cmd.ready.eq(1)
@@ -285,6 +302,8 @@ class Control(wiring.Component):
                     # (docs/architecture.md, recip)
                     m.d.comb += [self.load_lane.eq((self.mode == MODE_BWD) & ~refused),
                                  self.load_index.eq(lane)]
+                    if nested:      # an inference lane beat: the sequencer loads its a, b
+                        m.d.comb += self.load_ab.eq((self.mode == MODE_INFER) & ~refused)
                     m.d.sync += lane.eq(lane + 1)
                     with m.If(lane == G - 1):
                         m.d.comb += restart.eq(1)

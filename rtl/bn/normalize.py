@@ -41,21 +41,14 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.rtl.pipeline import Pipeline
 from .bfp import codec_signature
-from .common import (fp_add, fp_sub, fp_mul, fp_convert, fp_onto_grid, nested_rounding,
-                     onto_grid_applies)
+# nested_forward / nested_rounding live in .common (the sequencer's programs and the command
+# path read them too) and are re-exported here
+from .common import (fp_add, fp_sub, fp_mul, fp_convert, fp_onto_grid, onto_grid_applies,
+                     nested_forward, nested_rounding)
 from .stats import term_fmts
 from .control import KIND_STAT, KIND_VAR, KIND_Y, KIND_BSTAT, KIND_DX, MODE_INFER
 
 __all__ = ["Normalize", "nested_forward", "nested_rounding", "pipeline_levels", "pipeline_latency"]
-
-
-def nested_forward(cfg):
-    """True if ``cfg``'s forward ``a*x`` and ``+ b`` run on the backward's PB cores.
-
-    Range presets only (the conventional presets share their cores when P == PB), and only where
-    :func:`nested_rounding` makes the result equal to the operation in P.
-    """
-    return cfg.algorithm == "range" and nested_rounding(cfg.fwd_op, cfg.bwd_op)
 
 
 def pipeline_levels(cfg):
@@ -104,8 +97,9 @@ class Normalize(wiring.Component):
         that beat's argmax/argmin flags, grad "range").
     seq : Out(wiring.Signature(...))
         From the ``recip`` block's outputs of the same names: the streaming constants
-        ``mu_c``, ``a_c``, ``b_c`` (C) and ``a_bc``, ``c0_c`` and ``c1_c`` (grad "bn") or
-        ``c0p_c``, ``c0m_c`` (grad "range") (CB), in (``.array(G)``).
+        ``mu_c``, ``a_c``, ``b_c`` (C; with the nested forward ``a_c``, ``b_c`` widened
+        exactly into PB, also an inference command's) and ``a_bc``, ``c0_c`` and ``c1_c``
+        (grad "bn") or ``c0p_c``, ``c0m_c`` (grad "range") (CB), in (``.array(G)``).
     """
 
     def __init__(self, cfg):
@@ -122,7 +116,9 @@ class Normalize(wiring.Component):
         extrema = {"take": Out(1), "first": Out(1), "last": Out(1), "x": Out(F.width).array(G),
                    "in_x": Out(F.width).array(G), "in_take": Out(1),
                    "ismax": In(1).array(G), "ismin": In(1).array(G)}
-        consts = {"mu_c": C, "a_c": C, "b_c": C, "a_bc": CB, "c0_c": CB}
+        # the nested forward's a and b: PB words (the sequencer and control widen them)
+        AC = cfg.bwd_op if nested_forward(cfg) else C
+        consts = {"mu_c": C, "a_c": AC, "b_c": AC, "a_bc": CB, "c0_c": CB}
         consts.update({"c1_c": CB} if cfg.grad == "bn" else {"c0p_c": CB, "c0m_c": CB})
         super().__init__({"din": In(stream.Signature(cfg.din_width)),
                           "dout": Out(stream.Signature(cfg.dout_width)),
@@ -191,7 +187,8 @@ class Normalize(wiring.Component):
         v = cut(v, cfg.bfp_stages)
 
         # The constants the datapath uses: forward mu, a, b are C words from the sequencer
-        # (inference: a, b from the command), backward a, c0, c1 | c0p, c0m CB words from the
+        # (inference: a, b from the command; with the nested forward a and b are PB words
+        # from the sequencer in every mode), backward a, c0, c1 | c0p, c0m CB words from the
         # sequencer; the backward command's mu and s (AB words) are rounded into CB as they
         # arrive (below).  All of them enter the op formats P / PB exactly (P holds C, PB
         # holds CB).
@@ -225,15 +222,15 @@ class Normalize(wiring.Component):
                     value = fp_convert(m, f"cv_{name}_cb_l{l}", src, CB, value)
                 return fp_convert(m, f"cv_{name}_pb_l{l}", CB, PB, value)
             cst[f"mu_f{l}"] = fwd_c("mu", vals["mu_c"][l])
-            a_c = Mux(infer, ctl.p0[l][:C.width], vals["a_c"][l])
-            b_c = Mux(infer, ctl.p1[l][:C.width], vals["b_c"][l])
             if nested:
-                # the forward's a and b enter the backward cores: widened exactly into PB
-                cst[f"a_fb{l}"] = fp_convert(m, f"cv_af_pb_l{l}", C, PB, a_c)
-                cst[f"b_fb{l}"] = fp_convert(m, f"cv_bf_pb_l{l}", C, PB, b_c)
+                # the forward's a and b enter the backward cores as PB words, widened exactly
+                # where they are produced: by the sequencer as it writes them; an inference
+                # command's by control, loaded into the sequencer's registers
+                cst[f"a_fb{l}"] = vals["a_c"][l]
+                cst[f"b_fb{l}"] = vals["b_c"][l]
             else:
-                cst[f"a_f{l}"] = fwd_c("a", a_c)
-                cst[f"b_f{l}"] = fwd_c("b", b_c)
+                cst[f"a_f{l}"] = fwd_c("a", Mux(infer, ctl.p0[l][:C.width], vals["a_c"][l]))
+                cst[f"b_f{l}"] = fwd_c("b", Mux(infer, ctl.p1[l][:C.width], vals["b_c"][l]))
             cst[f"mu_b{l}"] = bwd_c("mu", mu_cb[l])
             cst[f"s_b{l}"] = bwd_c("s", s_cb[l])
             cst[f"a_b{l}"] = bwd_c("a", vals["a_bc"][l])

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden import fp as gfp
 from lightnorm.rtl.round import Unpack
-from .common import fp_minmax
+from .common import fp_minmax, nested_forward
 from .recip import Op
 from .stats import acc_fmts
 
@@ -55,7 +55,9 @@ def programs(cfg):
     Every sum arrives in (or is accumulated here in) its wide format W and is rounded once into
     the accumulator format by a ``convert`` step; the constants the streaming passes use are
     rounded once into the constant format (``*_c``: C forward, CB backward) after they have
-    been computed in the accumulator format (docs/bn-spec.md sections 4 and 5).
+    been computed in the accumulator format (docs/bn-spec.md sections 4 and 5).  With the
+    nested forward (:func:`lightnorm.rtl.bn.common.nested_forward`) ``a_c`` and ``b_c`` are
+    kept widened exactly into PB, the format the datapath takes them in.
     """
     A, AB, K = cfg.fwd_acc_fmt, cfg.bwd_acc_fmt, cfg.chunks
     W, WB, C, CB = cfg.fwd_sum_fmt, cfg.bwd_sum_fmt, cfg.fwd_const, cfg.bwd_const
@@ -64,18 +66,23 @@ def programs(cfg):
     # the exact sums (one shared FixedToFloat per (register, destination) rounds them).
     SF, SG, SB = (acc_fmts(cfg)[k] for k in "fgb")
 
-    def cv(dst, fmt, src, src_fmt):
-        return Op(dst, "convert", fmt, (src,), src_fmt)
+    def cv(dst, fmt, src, src_fmt, store=None):
+        return Op(dst, "convert", fmt, (src,), src_fmt, store)
 
     mean = [cv("sum_a", A, "sum", SF),
             Op("mu", "mul", A, ("sum_a", "inv_m_f")),
             cv("mu_c", C, "mu", A)]
+    # The nested forward (normalize) takes a_c and b_c on its PB cores: the sequencer keeps
+    # them as PB words, the C words widened exactly as they are written (Op.store).  mu_c * a_c
+    # then takes the PB word as its first operand, beside the other A words, so the multiplier
+    # still has one converter per operand slot (PB -> A there, C -> A for s_c and mu_c).
+    wide = cfg.bwd_op if nested_forward(cfg) else None
     scale = [cv("s_c", C, "s", A),
              Op("a", "mul", A, ("gamma_f", "s_c")),
-             cv("a_c", C, "a", A),
-             Op("mua", "mul", A, ("mu_c", "a_c")),
+             cv("a_c", C, "a", A, wide),
+             Op("mua", "mul", A, ("a_c", "mu_c") if wide else ("mu_c", "a_c")),
              Op("b", "sub", A, ("beta_f", "mua")),
-             cv("b_c", C, "b", A)]
+             cv("b_c", C, "b", A, wide)]
     if cfg.algorithm == "range":
         fwd = list(mean)
         # Chunk order, from +0, in W: smax = ((+0 + MX[0]) + MX[1]) + ..., then one rounding

@@ -33,7 +33,7 @@ when its result comes back, never earlier, so a result may overwrite its own ope
 chunk-sum chain ``smax_w += MX[j]`` runs in one slot).  Segments never overlap, so all of them
 share the pool.  A slot is as wide as the widest value it holds (a narrower value writes its
 low bits only), or the pool is split by width, whichever needs fewer bits (``pool``).
-Register bits per lane, one set per destination -> allocated: LIGHTNORM 559 -> 236 (141 output
+Register bits per lane, one set per destination -> allocated: LIGHTNORM 561 -> 238 (143 output
 bits + slots of 38, 38, 19), BF16_BN 587 -> 237 (187 + 25, 25), FP32_BN 851 -> 389 (323 + 33,
 33).
 
@@ -55,7 +55,7 @@ from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden.formats import FloatFormat
 from lightnorm.rtl.fpconvert import FPConvert
-from .common import core
+from .common import core, fp_convert
 
 __all__ = ["Op", "ScalarSequencer", "ZeroSelect", "ClampNegative", "OP_KINDS", "Allocation", "allocate", "hoist",
            "merge_formats", "MERGED_FAMILIES"]
@@ -83,12 +83,22 @@ class Op(NamedTuple):
         Operand names (sequencer inputs or earlier results) or ``int`` bit patterns in ``fmt``.
     src_fmt : FloatFormat or None
         Source format, ``"convert"`` only.
+    store : FloatFormat or None
+        Format the result is kept in, and read in by later steps and other blocks: an exact
+        widening of the ``fmt`` result (every ``fmt`` value is a ``store`` value), done on the
+        write path by one converter per unit and format (no extra cycle).  ``None``: ``fmt``.
     """
     dst: str
     kind: str
     fmt: FloatFormat
     srcs: tuple
     src_fmt: FloatFormat = None
+    store: FloatFormat = None
+
+    @property
+    def kept(self):
+        """Format of the stored result: ``store``, or ``fmt`` when that is None."""
+        return self.store or self.fmt
 
 
 class ZeroSelect(wiring.Component):
@@ -318,7 +328,7 @@ def allocate(segments, inputs, outputs=None, *, pool=None):
     dsts = {}
     for seg in segments:
         for op in seg:
-            dsts.setdefault(op.dst, op.fmt.width)
+            dsts.setdefault(op.dst, op.kept.width)
     if outputs is None:
         outputs = list(dsts)
     else:
@@ -360,7 +370,7 @@ def allocate(segments, inputs, outputs=None, *, pool=None):
             if op.dst in registers:
                 where[j] = ("reg", op.dst)
             else:
-                width = op.fmt.width
+                width = op.kept.width
                 ok = [s for s in range(len(slots)) if free_at[s] <= j
                       and (pool == "shared" or slots[s] == width)]
                 if ok:
@@ -437,6 +447,10 @@ class ScalarSequencer(wiring.Component):
     delay : int
         Cycles between ``start`` and the first step's issue (the sums' settling time after a
         statistics pass, :func:`~.stats.sum_latency`); part of :meth:`cycles`.
+    loads : iterable of str
+        Outputs whose register sets may also be written from outside (``load``), e.g. with a
+        command's word where no segment computes it; ValueError for a name that is not an
+        output.
     name : str
         Prefix of the signal and unit names.
 
@@ -455,6 +469,11 @@ class ScalarSequencer(wiring.Component):
     result : Out(wiring.Signature({name: Out(width).array(lanes)}))
         One output port per output (``outputs``; ``None``: every destination): the output's
         register set, in the width of its format.
+    load, load_lane : In(1), In(range(max(2, lanes)))
+        With ``loads`` only: in a cycle with ``load`` high (never while busy) lane
+        ``load_lane`` of every ``loads`` register set takes its word from ``load_value``.
+    load_value : Out(wiring.Signature({name: In(width)}))
+        With ``loads`` only: one word per ``loads`` name, in the register's width.
     inputs : dict
         ``name -> (port, fmt)``: the operand ports (a Signal, or a list of ``lanes``) and
         their formats.
@@ -466,7 +485,7 @@ class ScalarSequencer(wiring.Component):
     """
 
     def __init__(self, lanes, programs, inputs, stages, *, outputs=None, pool=None,
-                 schedule=True, merge=True, delay=0, name="seq"):
+                 schedule=True, merge=True, delay=0, loads=(), name="seq"):
         if not programs or not all(programs):
             raise ValueError("programs must be a non-empty list of non-empty Op lists")
         self.lanes = lanes
@@ -500,23 +519,37 @@ class ScalarSequencer(wiring.Component):
                                      f"an earlier result")
             if op.dst in inputs:
                 raise ValueError(f"Op {op.dst!r}: destination is an input")
+            if op.store is not None and (op.store.exp_bits < op.fmt.exp_bits
+                                         or op.store.man_bits < op.fmt.man_bits):
+                raise ValueError(f"Op {op.dst!r}: store ({op.store.name}) is no widening of "
+                                 f"{op.fmt.name}")
             if op.dst in self._fmt:
-                if self._fmt[op.dst] != op.fmt:
+                if self._fmt[op.dst] != op.kept:
                     raise ValueError(f"Op {op.dst!r}: rewritten in another format")
                 continue
-            self._fmt[op.dst] = op.fmt
+            self._fmt[op.dst] = op.kept
         if schedule:
             registers = allocate(self.segments, inputs, outputs, pool="by_format").registers
             self.segments = [hoist(seg, registers) for seg in self.segments]
             self.program = [op for p in self.segments for op in p]
         self.alloc = allocate(self.segments, inputs, outputs, pool=pool)
         outs = list(self.alloc.registers) if outputs is None else list(outputs)
+        self.loads = list(loads)
+        for r in self.loads:
+            if r not in outs:
+                raise ValueError(f"loads: {r!r} is not an output")
+        extern = {}
+        if self.loads:
+            extern = {"load": In(1), "load_lane": In(range(max(2, lanes))),
+                      "load_value": Out(wiring.Signature(
+                          {r: In(self.alloc.registers[r]) for r in self.loads}))}
         super().__init__({
             "start": In(1), "entry": In(range(max(2, len(programs)))),
             "busy": Out(1), "done": Out(1),
             "operand": Out(wiring.Signature(ports)),
             "result": Out(wiring.Signature({r: Out(self.alloc.registers[r]).array(lanes)
                                             for r in outs})),
+            **extern,
         })
         self.inputs = {key: (getattr(self.operand, key), fmt)
                        for key, (_, fmt) in inputs.items()}
@@ -702,9 +735,22 @@ class ScalarSequencer(wiring.Component):
             cv = core(m, tag, FPConvert(wide, f, stages=0), payload=raw)
             results.update({j: cv for j in steps})
 
+        # Results kept in a wider format (Op.store): widened at the unit's output, one shared
+        # converter per (unit, format) for all its steps that keep one.
+        widened = {}
+        for j, op in enumerate(prog):
+            if op.store is not None:
+                key = (self._key(op), op.fmt, op.store)
+                if key not in widened:
+                    widened[key] = fp_convert(
+                        m, f"{self.name}_store{len(widened)}_{op.fmt.name}_{op.store.name}",
+                        op.fmt, op.store, results[j])
+                results[j] = widened[key]
+
         # One write port per register set or slot: the data selected by the step, and per bit
         # range an enable (a narrower value leaves a wider slot's upper bits alone), decoded
-        # per lane from the write-back counter.
+        # per lane from the write-back counter.  A ``loads`` register set takes the outside
+        # word through the same port (shared data, one more enable term per lane).
         writers = {}
         for j, loc in enumerate(self.alloc.dst):
             writers.setdefault(loc, []).append(j)
@@ -714,19 +760,26 @@ class ScalarSequencer(wiring.Component):
             tag = f"{self.name}_wr_{loc[0]}_{loc[1]}"
             wdata = Signal(width, name=f"{tag}_data")
             if len(steps) == 1:
-                m.d.comb += wdata[:prog[steps[0]].fmt.width].eq(results[steps[0]])
+                m.d.comb += wdata[:prog[steps[0]].kept.width].eq(results[steps[0]])
             else:
                 with m.Switch(step):
                     for j in steps:
                         with m.Case(j):
-                            m.d.comb += wdata[:prog[j].fmt.width].eq(results[j])
+                            m.d.comb += wdata[:prog[j].kept.width].eq(results[j])
+            extern = loc[0] == "reg" and loc[1] in self.loads
+            if extern:
+                with m.If(self.load):
+                    m.d.comb += wdata.eq(getattr(self.load_value, loc[1]))
             lo = 0
-            for hi in sorted({prog[j].fmt.width for j in steps}):
+            for hi in sorted({prog[j].kept.width for j in steps}):    # a register: one width
                 en = Signal(name=f"{tag}_en{hi}")
-                mine = [j for j in steps if prog[j].fmt.width >= hi]
+                mine = [j for j in steps if prog[j].kept.width >= hi]
                 m.d.comb += en.eq(back & sum((step == j for j in mine), Const(0)).bool())
                 for lane in range(G):
-                    with m.If(en & (wb_lane == lane)):
+                    hit = en & (wb_lane == lane)
+                    if extern:
+                        hit = hit | (self.load & (self.load_lane == lane))
+                    with m.If(hit):
                         m.d.sync += regs[lane][lo:hi].eq(wdata[lo:hi])
                 lo = hi
 
