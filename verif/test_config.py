@@ -164,6 +164,10 @@ INVALID = [
      ["fwd_fmt = {", "rounding is set for the whole config by the rounding field"]),
     ("unknown-base", 'base = "lightnrom"\n',
      ['base = "lightnrom"', 'must be one of "lightnorm", "lightnorm_rne", "lightnorm_wide", "fp32_bn"']),
+    ("segment-wide", 'base = "lightnorm_wide"\nsum_segment = 8\n',
+     ["sum_segment", "needs sum_mode 'exact', not 'wide'"]),
+    ("segment-one", 'base = "lightnorm"\nsum_segment = 1\n',
+     ["sum_segment", "must be 0 (one adder) or 2..256 bits, not 1"]),
     ("malformed", 'lanes = 4\nchunks =\n', ["not valid TOML", "line 2"]),
     ("missing", None, ["cannot read the configuration file", "No such file"]),
 ]
