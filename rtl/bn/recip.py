@@ -628,12 +628,18 @@ class ScalarSequencer(wiring.Component):
         issue_lane, wb_lane = issue[:lane_bits], wb[:lane_bits]
 
         # The first step issues ``delay`` cycles after start (``hold`` counts them down).
-        hold = Signal(range(self.delay + 1), name=f"{self.name}_hold")
-        with m.If(hold != 0):
-            m.d.sync += hold.eq(hold - 1)
+        if self.delay:
+            hold = Signal(range(self.delay + 1), name=f"{self.name}_hold")
+            with m.If(hold != 0):
+                m.d.sync += hold.eq(hold - 1)
+            with m.If(~self.busy & self.start):
+                m.d.sync += hold.eq(self.delay)
+            held = hold != 0
+        else:
+            held = Const(0)
         m.d.sync += self.done.eq(0)
         with m.If(~self.busy & self.start):
-            m.d.sync += [self.busy.eq(1), issue.eq(0), wb.eq(0), hold.eq(self.delay),
+            m.d.sync += [self.busy.eq(1), issue.eq(0), wb.eq(0),
                          step.eq(Array(Const(b, range(len(prog))) for b in begin)[self.entry]),
                          last.eq(Array(Const(e, range(len(prog))) for e in ends)[self.entry])]
 
@@ -684,7 +690,7 @@ class ScalarSequencer(wiring.Component):
             mine = [j for j, op in enumerate(prog) if self._key(op) == key]
             active = Signal(name=f"{self.name}_{tag}_active")
             m.d.comb += active.eq(self.busy & sum((step == j for j in mine), Const(0)).bool())
-            m.d.comb += [unit.i.valid.eq(active & (issue < G) & (hold == 0)),
+            m.d.comb += [unit.i.valid.eq(active & (issue < G) & ~held),
                          unit.o.ready.eq(1)]
             with m.If(unit.i.valid & unit.i.ready):
                 m.d.comb += fired.eq(1)
