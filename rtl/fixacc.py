@@ -24,7 +24,8 @@ from lightnorm.golden.bnconfig import FixedFormat
 from .pipeline import Pipeline, StreamUnit
 from .round import RoundPack, Unpack, check_float_format, signed_range_shape
 
-__all__ = ["FixedAccumulator", "FixedToFloat", "FLAG_BITS", "word_width"]
+__all__ = ["FixedAccumulator", "FixedToFloat", "FLAG_BITS", "word_width", "segment_bounds",
+           "settle_latency"]
 
 #: Flag bits above the register in an accumulator word: nan, inf, inf_sign.
 FLAG_BITS = 3
@@ -39,6 +40,21 @@ def _check_fixed(name, fix):
 def word_width(fix_fmt):
     """Width of an accumulator word of ``fix_fmt``: the register and :data:`FLAG_BITS`."""
     return _check_fixed("fix_fmt", fix_fmt).width + FLAG_BITS
+
+
+def segment_bounds(width, segment):
+    """``[(lo, hi), ...]``: the carry-save segments of a ``width``-bit register, at most
+    ``segment`` bits each, LSB first (``segment`` 0: one segment, the whole register)."""
+    if segment:
+        return [(lo, min(lo + segment, width)) for lo in range(0, width, segment)]
+    return [(0, width)]
+
+
+def settle_latency(fix_fmt, segment):
+    """Edges after the one that takes the last term until a :class:`FixedAccumulator` of
+    ``fix_fmt`` with ``segment`` holds the exact sum: 0 unpipelined, else the term stage plus
+    one edge per segment boundary (a pending carry moves up one segment per cycle)."""
+    return len(segment_bounds(fix_fmt.width, segment)) if segment else 0
 
 
 class FixedAccumulator(wiring.Component):
@@ -90,12 +106,8 @@ class FixedAccumulator(wiring.Component):
         if not isinstance(segment, int) or isinstance(segment, bool) or segment < 0:
             raise ValueError(f"segment must be a non-negative int, not {segment!r}")
         self.segment = segment
-        w = fix_fmt.width
-        self.bounds = ([(lo, min(lo + segment, w)) for lo in range(0, w, segment)] if segment
-                       else [(0, w)])
-        # Cycles from the edge that takes the last term to the first edge after which ``acc``
-        # holds the exact sum: the term stage, then one edge per carry still moving up.
-        self.latency = len(self.bounds) if segment else 0
+        self.bounds = segment_bounds(fix_fmt.width, segment)
+        self.latency = settle_latency(fix_fmt, segment)
         self.src_fmt, self.dst_fmt = term_fmt, fix_fmt
         t = term_fmt
         lo = t.emin - t.man_bits - fix_fmt.lsb_exp
@@ -141,9 +153,9 @@ class FixedAccumulator(wiring.Component):
                 m.d.sync += value.eq(value + term)
         else:
             # Pipelined: the unpacked term (significand, offset, sign) is registered (the term
-            # stage) and placed in the next cycle; the
-            # register is kept in carry-save segments of at most ``segment`` bits, each with
-            # its own adder and a registered carry into the next one.  A negative term enters
+            # stage) and placed in the next cycle; the register is kept in carry-save segments
+            # of at most ``segment`` bits, each with its own adder and a registered carry into
+            # the next one.  A negative term enters
             # as its one's complement plus a carry into segment 0 (no negation chain).  Every
             # cycle each segment adds its slice of the staged term (zero when none) and the
             # carry the segment below produced last cycle; once the terms stop, the pending

@@ -195,6 +195,20 @@ def test_carried_value_keeps_register():
     check_allocation(segs, ["x"], ["v"], alloc)
 
 
+async def run_segment(ctx, seq, entry):
+    """Pulse ``start`` for segment ``entry`` and wait for ``done``; the cycles it took."""
+    ctx.set(seq.entry, entry)
+    ctx.set(seq.start, 1)
+    await ctx.tick()
+    ctx.set(seq.start, 0)
+    n = 1
+    while not ctx.get(seq.done):
+        await ctx.tick()
+        n += 1
+        assert n < 10000
+    return n
+
+
 def _simulate(cfg, seq_of, seed):
     """Run fwd_mu, fwd_final, bwd_final on random inputs; the outputs after each segment."""
     seq = seq_of(cfg)
@@ -206,16 +220,7 @@ def _simulate(cfg, seq_of, seed):
             for v in (value if isinstance(value, list) else [value]):
                 ctx.set(v, rnd.getrandbits(len(v)))
         for entry in range(len(seq.segments)):
-            ctx.set(seq.entry, entry)
-            ctx.set(seq.start, 1)
-            await ctx.tick()
-            ctx.set(seq.start, 0)
-            n = 1
-            while not ctx.get(seq.done):
-                await ctx.tick()
-                n += 1
-                assert n < 10000
-            cycles.append(n)
+            cycles.append(await run_segment(ctx, seq, entry))
             got.append({name: [ctx.get(v) for v in seq.values[name]]
                         for name in sorted(_OUT & set(seq.values))})
     sim = Simulator(seq)
@@ -304,14 +309,7 @@ def test_store_and_loads():
         for xs in words:
             for v, x in zip(seq.operand.x, xs):
                 ctx.set(v, x)
-            ctx.set(seq.start, 1)
-            await ctx.tick()
-            ctx.set(seq.start, 0)
-            n = 1
-            while not ctx.get(seq.done):
-                await ctx.tick()
-                n += 1
-            assert n == seq.cycles(0)
+            assert await run_segment(ctx, seq, 0) == seq.cycles(0)
             for lane, x in enumerate(xs):
                 y = int(gfp.convert(C, int(gfp.convert(A, x, C)), PB))
                 assert ctx.get(seq.values["y"][lane]) == y

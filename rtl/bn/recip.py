@@ -7,12 +7,16 @@ arithmetic units serves all ``G`` lanes: :class:`ScalarSequencer` executes a fix
 list of :class:`Op`, built by :func:`lightnorm.rtl.bn.rangestat.programs` in the order of the
 spec) one step at a time, issuing the step for lane 0, 1, ... G-1 on consecutive cycles into the
 (pipelined) unit the step needs and waiting for the G results before the next step starts.
-Cost of one program: ``1 + sum over steps (G + latency(step))`` cycles, independent of ``m``.
+Cost of one program: ``1 + delay + sum over steps (G + latency(step))`` cycles, independent of
+``m``.
 
 One unit instance exists per distinct (operation family, format) of all programs -- e.g. one
 FPDiv in the accumulator format -- so the divider and the square root are paid for once, not per
-lane.  Operands stored in another format (the chunk maxima are kept in the narrow data format F)
-go through one shared FPConvert per (unit, operand slot, source format) after the lane mux.
+lane; truncating formats nested in their join share one unit in it (:func:`merge_formats`).
+Operands stored in another format than their unit's (the chunk maxima are kept in the narrow
+data format F) go through one shared FPConvert per (operand position, source format, unit
+format) after the lane mux, and results of a merged unit through one per (unit format, step
+format).
 
 Order: the steps that write an output (a register set, below) run as early as their operands
 allow (:func:`hoist`) -- e.g. ``a_bc = convert(a_b)`` right after ``a_b`` instead of at the end of
@@ -54,8 +58,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lightnorm.golden.formats import FloatFormat
-from lightnorm.rtl.fpconvert import FPConvert
-from .common import core, fp_convert
+from lightnorm.rtl.fpconvert import exact_conversion
+from .common import fp_convert, nested_rounding
 
 __all__ = ["Op", "ScalarSequencer", "ZeroSelect", "ClampNegative", "OP_KINDS", "Allocation", "allocate", "hoist",
            "merge_formats", "MERGED_FAMILIES"]
@@ -193,7 +197,6 @@ def merge_formats(fmts):
     E6M12 adder on the E6M31 chunk-sum adder: 1,462 GE saved, about 1,300 GE of converters).
     Greedy, in the order given: each format joins the first group it fits, else starts one.
     """
-    from .common import nested_rounding
     groups = []
     for f in dict.fromkeys(fmts):
         for g in groups:
@@ -519,8 +522,7 @@ class ScalarSequencer(wiring.Component):
                                      f"an earlier result")
             if op.dst in inputs:
                 raise ValueError(f"Op {op.dst!r}: destination is an input")
-            if op.store is not None and (op.store.exp_bits < op.fmt.exp_bits
-                                         or op.store.man_bits < op.fmt.man_bits):
+            if op.store is not None and not exact_conversion(op.fmt, op.store):
                 raise ValueError(f"Op {op.dst!r}: store ({op.store.name}) is no widening of "
                                  f"{op.fmt.name}")
             if op.dst in self._fmt:
@@ -664,14 +666,13 @@ class ScalarSequencer(wiring.Component):
         # Operands in another format than their unit's enter it through one converter per
         # (operand position, source format, unit format), shared by all units of that input
         # format (one step runs at a time): the operand selected by the step, then converted.
-        def unit_in_fmt(j):
-            family, fmt, src_fmt = self._key(prog[j])
-            return src_fmt if family == "convert" else fmt
         foreign = {}
         for j, op in enumerate(prog):
+            family, fmt, src_fmt = self._key(op)
+            in_fmt = src_fmt if family == "convert" else fmt
             for k, src in enumerate(op.srcs):
-                if not isinstance(src, int) and self._fmt[src] != unit_in_fmt(j):
-                    foreign.setdefault((k, self._fmt[src], unit_in_fmt(j)), []).append(j)
+                if not isinstance(src, int) and self._fmt[src] != in_fmt:
+                    foreign.setdefault((k, self._fmt[src], in_fmt), []).append(j)
         converted = {}
         for (k, sfmt, dfmt), steps in foreign.items():
             tag = f"{self.name}_op{k}_cv_{sfmt.name}_{dfmt.name}"
@@ -680,7 +681,7 @@ class ScalarSequencer(wiring.Component):
                 for j in steps:
                     with m.Case(j):
                         m.d.comb += raw.eq(self._operand(j, k, reads))
-            cv = core(m, tag, FPConvert(sfmt, dfmt, stages=0), payload=raw)
+            cv = fp_convert(m, tag, sfmt, dfmt, raw)
             converted.update({(j, k): cv for j in steps})
 
         for key, unit in self.units.items():
@@ -738,7 +739,7 @@ class ScalarSequencer(wiring.Component):
                     for j in steps:
                         with m.Case(j):
                             m.d.comb += raw.eq(results[j])
-            cv = core(m, tag, FPConvert(wide, f, stages=0), payload=raw)
+            cv = fp_convert(m, tag, wide, f, raw)
             results.update({j: cv for j in steps})
 
         # Results kept in a wider format (Op.store): widened at the unit's output, one shared

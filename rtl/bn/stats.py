@@ -42,7 +42,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .common import fp_add, fp_convert
-from lightnorm.rtl.fixacc import FixedAccumulator, word_width
+from lightnorm.rtl.fixacc import FixedAccumulator, settle_latency, word_width
 from lightnorm.rtl.fpconvert import exact_conversion
 
 __all__ = ["Stats", "term_fmts", "acc_fmts", "acc_widths", "shares_fg", "sum_latency"]
@@ -92,9 +92,9 @@ def sum_latency(cfg):
     """Cycles from the edge that takes a statistics pass's last term until every sum is exact:
     0, or with ``cfg.sum_segment`` (pipelined exact accumulators) the term stage plus one cycle
     per carry-save segment boundary of the widest register (:class:`FixedAccumulator`)."""
-    if not (cfg.exact_sums and cfg.sum_segment):
+    if not cfg.exact_sums:
         return 0
-    return max(-(-f.width // cfg.sum_segment) for f in acc_fmts(cfg).values())
+    return max(settle_latency(f, cfg.sum_segment) for f in acc_fmts(cfg).values())
 
 
 class Stats(wiring.Component):
