@@ -1,12 +1,21 @@
-"""Helpers shared by the BN unit's blocks: arithmetic units used as combinational cores.
+"""Helpers shared by the BN unit's blocks: arithmetic units used as cores of one datapath.
 
 The BN unit never does arithmetic of its own: every add, multiply, min/max, divide, square root,
 conversion and BFP coding step is one of the foundation units (``rtl/fpadd.py`` ... ``rtl/bfp.py``).
-Inside the BN datapaths those units are instantiated with ``stages=0`` -- pure combinational cores
-whose stream handshakes are tied off (``i.valid = 1``, ``o.ready = 1``) -- and the BN unit places
-its own pipeline registers around them with :class:`lightnorm.rtl.pipeline.Pipeline`.  One
-``Pipeline`` per datapath gives a whole-datapath stall and lets side-band data (positions, lane
-flags) ride along in the same registers, which chained per-unit pipelines could not guarantee.
+Inside the BN datapaths those units are cores of one enclosing
+:class:`lightnorm.rtl.pipeline.Pipeline`: one ``Pipeline`` per datapath gives a whole-datapath
+stall and lets side-band data (positions, lane flags) ride along in the same registers, which
+chained per-unit pipelines with their own handshakes could not guarantee.  A core is either
+combinational (``stages=0``: handshakes tied off, ``i.valid = 1``, ``o.ready = 1``) or
+pipelined *in lock-step* with the enclosing datapath (``stages=k``, ``advance=`` the enclosing
+``Pipeline.advance``): its registers sit at its own cut points (inside the adder, the
+multiplier: the register-to-register depth the issue on timing closure asks for), its output
+stream is always ready when the enclosing pipeline advances and held when it stalls.  Its
+``i.valid`` is tied to 1, so its own valid bits are all set ``k`` cycles after reset, before any
+beat can have travelled the enclosing pipeline's (longer) way to its output; from then on the
+core's registers load exactly when the enclosing ones do (``o.ready | ~o.valid`` with
+``o.valid = 1``), and the caller delays the side-band data by the same ``k`` stages
+(:class:`lightnorm.rtl.bn.normalize.Normalize`).
 """
 
 from amaranth.hdl import Value
@@ -15,8 +24,8 @@ __all__ = ["core", "fp_add", "fp_sub", "fp_mul", "fp_minmax", "fp_convert", "nes
            "onto_grid_applies", "fp_onto_grid", "nested_forward"]
 
 
-def core(m, name, unit, **fields):
-    """Add ``unit`` (built with ``stages=0``) as submodule ``name``; drive its input payload.
+def core(m, name, unit, *, advance=None, **fields):
+    """Add ``unit`` as submodule ``name``; drive its input payload.
 
     Parameters
     ----------
@@ -24,20 +33,25 @@ def core(m, name, unit, **fields):
     name : str
         Submodule name (unique in ``m``), so synthesis reports the core under it.
     unit : wiring.Component
-        A foundation unit with ``i``/``o`` streams and ``latency == 0``.
+        A foundation unit with ``i``/``o`` streams.  ``latency == 0``: a combinational core;
+        otherwise ``advance`` is required.
+    advance : Value or None
+        The enclosing pipeline's advance (:attr:`lightnorm.rtl.pipeline.Pipeline.advance`): a
+        pipelined core's registers load with it (module docstring); its output is the input
+        of ``unit.latency`` advances earlier.
     **fields
         Input payload fields (``a=..., b=...``) or ``payload=...`` for a unary unit.
 
     Returns
     -------
     Value
-        The unit's output payload (combinational in the inputs).
+        The unit's output payload.
     """
-    if unit.latency != 0:
-        raise ValueError(f"core {name!r} must be combinational (stages=0), not latency "
-                         f"{unit.latency}")
+    if unit.latency and advance is None:
+        raise ValueError(f"core {name!r} has {unit.latency} stages: it needs the enclosing "
+                         f"pipeline's advance")
     m.submodules[name] = unit
-    m.d.comb += [unit.i.valid.eq(1), unit.o.ready.eq(1)]
+    m.d.comb += [unit.i.valid.eq(1), unit.o.ready.eq(1 if not unit.latency else advance)]
     if "payload" in fields:
         m.d.comb += Value.cast(unit.i.payload).eq(fields.pop("payload"))
     for key, value in fields.items():
@@ -45,21 +59,21 @@ def core(m, name, unit, **fields):
     return unit.o.payload
 
 
-def fp_add(m, name, fmt, a, b, sub=0):
-    """``a + b`` (or ``a - b`` when ``sub``) in ``fmt`` through a combinational FPAddSub."""
+def fp_add(m, name, fmt, a, b, sub=0, *, stages=0, advance=None):
+    """``a + b`` (or ``a - b`` when ``sub``) in ``fmt`` through an FPAddSub core (:func:`core`)."""
     from lightnorm.rtl.fpadd import FPAddSub
-    return core(m, name, FPAddSub(fmt, stages=0), a=a, b=b, sub=sub)
+    return core(m, name, FPAddSub(fmt, stages=stages), advance=advance, a=a, b=b, sub=sub)
 
 
-def fp_sub(m, name, fmt, a, b):
-    """``a - b`` in ``fmt`` through a combinational FPAddSub."""
-    return fp_add(m, name, fmt, a, b, sub=1)
+def fp_sub(m, name, fmt, a, b, *, stages=0, advance=None):
+    """``a - b`` in ``fmt`` through an FPAddSub core (:func:`core`)."""
+    return fp_add(m, name, fmt, a, b, sub=1, stages=stages, advance=advance)
 
 
-def fp_mul(m, name, fmt, a, b):
-    """``a * b`` in ``fmt`` through a combinational FPMul."""
+def fp_mul(m, name, fmt, a, b, *, stages=0, advance=None):
+    """``a * b`` in ``fmt`` through an FPMul core (:func:`core`)."""
     from lightnorm.rtl.fpmul import FPMul
-    return core(m, name, FPMul(fmt, stages=0), a=a, b=b)
+    return core(m, name, FPMul(fmt, stages=stages), advance=advance, a=a, b=b)
 
 
 def fp_minmax(m, name, fmt, a, b, is_max):

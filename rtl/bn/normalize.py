@@ -163,6 +163,23 @@ class Normalize(wiring.Component):
                 v = dict(zip(keys, regs))
             return v
 
+        # An arithmetic level: its cores are pipelined with ``lvl`` stages in lock-step with
+        # ``pipe`` (common.core), their results ``new`` computed from the level's input ``v``;
+        # the side-band values ride ``lvl`` registers of ``pipe`` alongside.
+        def ladd(*args, **kw):
+            return fp_add(*args, **kw, stages=lvl, advance=pipe.advance)
+
+        def lsub(*args):
+            return fp_sub(*args, stages=lvl, advance=pipe.advance)
+
+        def lmul(*args):
+            return fp_mul(*args, stages=lvl, advance=pipe.advance)
+
+        def level(v, new):
+            v = cut(v, lvl)
+            v.update(new)
+            return v
+
         xw = cfg.tensor_width("x")
         pin = stream.Signature(unsigned(len(self.din.payload))).create()
         m.d.comb += [
@@ -246,19 +263,21 @@ class Normalize(wiring.Component):
         # chosen by the pass kind.
         centered = cfg.algorithm == "conventional" and cfg.variance == "centered"
         sumsq = cfg.variance == "sumsq"
+        new = {}
         for l in range(G):
             mu_b = cst[f"mu_b{l}"]
             if cfg.algorithm == "conventional" and share:
-                d = fp_sub(m, f"sub_mu_l{l}", P, v[f"xa{l}"],
+                d = lsub(m, f"sub_mu_l{l}", P, v[f"xa{l}"],
                            Mux(kind == KIND_VAR, cst[f"mu_f{l}"], mu_b) if centered else mu_b)
-                v[f"da{l}"] = v[f"db{l}"] = d
+                new[f"da{l}"] = new[f"db{l}"] = d
                 continue
             if centered:
-                v[f"da{l}"] = fp_sub(m, f"sub_mu_p_l{l}", P, v[f"xa{l}"], cst[f"mu_f{l}"])
-            v[f"db{l}"] = fp_sub(m, f"sub_mu_pb_l{l}", PB, v[f"xb{l}"], mu_b)
-        v = cut(v, lvl)
+                new[f"da{l}"] = lsub(m, f"sub_mu_p_l{l}", P, v[f"xa{l}"], cst[f"mu_f{l}"])
+            new[f"db{l}"] = lsub(m, f"sub_mu_pb_l{l}", PB, v[f"xb{l}"], mu_b)
+        v = level(v, new)
 
         # L2
+        new = {}
         for l in range(G):
             a_l = cst.get(f"a_f{l}")
             s_l = cst[f"s_b{l}"]
@@ -274,34 +293,36 @@ class Normalize(wiring.Component):
                 fa, fb = a_l, v[f"xa{l}"]
             if share:
                 bwd = (kind == KIND_BSTAT) | (kind == KIND_DX)
-                v[f"ma{l}"] = v[f"m1{l}"] = fp_mul(m, f"mul_l{l}", P, Mux(bwd, v[f"db{l}"], fa),
+                new[f"ma{l}"] = new[f"m1{l}"] = lmul(m, f"mul_l{l}", P, Mux(bwd, v[f"db{l}"], fa),
                                                    Mux(bwd, k1, fb))
             elif nested:
                 # a*x on the backward multiplier: operands widened exactly into PB, the PB
                 # product truncated onto P's values (equal to rounding a*x into P: see
                 # nested_rounding), kept as a PB word for the L4 adder
                 bwd = (kind == KIND_BSTAT) | (kind == KIND_DX)
-                prod = fp_mul(m, f"mul_pb_l{l}", PB,
+                prod = lmul(m, f"mul_pb_l{l}", PB,
                               Mux(bwd, v[f"db{l}"], cst[f"a_fb{l}"]), Mux(bwd, k1, v[f"xb{l}"]))
-                v[f"m1{l}"] = prod
+                new[f"m1{l}"] = prod
                 if onto_grid_applies(PB, P):
-                    v[f"ma{l}"] = fp_onto_grid(m, f"ma_p_l{l}", PB, P, prod)    # a PB word
+                    new[f"ma{l}"] = fp_onto_grid(m, f"ma_p_l{l}", PB, P, prod)    # a PB word
                 else:
-                    v[f"ma{l}"] = fp_convert(m, f"cv_ma_p_l{l}", PB, P, prod)
+                    new[f"ma{l}"] = fp_convert(m, f"cv_ma_p_l{l}", PB, P, prod)
             else:
-                v[f"ma{l}"] = fp_mul(m, f"mul_p_l{l}", P, fa, fb)
-                v[f"m1{l}"] = fp_mul(m, f"mul_s_pb_l{l}", PB, v[f"db{l}"], k1)
-        v = cut(v, lvl)
+                new[f"ma{l}"] = lmul(m, f"mul_p_l{l}", P, fa, fb)
+                new[f"m1{l}"] = lmul(m, f"mul_s_pb_l{l}", PB, v[f"db{l}"], k1)
+        v = level(v, new)
 
         # L3 (y = ma + b here, or on the shared L4 subtracter when P == PB)
+        new = {}
         for l in range(G):
             if not (share or nested):
-                v[f"y{l}"] = fp_add(m, f"add_b_p_l{l}", P, v[f"ma{l}"], cst[f"b_f{l}"])
+                new[f"y{l}"] = ladd(m, f"add_b_p_l{l}", P, v[f"ma{l}"], cst[f"b_f{l}"])
             k2 = Mux(kind == KIND_BSTAT, v[f"m1{l}"], cst[f"a_b{l}"])
-            v[f"m2{l}"] = fp_mul(m, f"mul_dy_pb_l{l}", PB, v[f"dyb{l}"], k2)
-        v = cut(v, lvl)
+            new[f"m2{l}"] = lmul(m, f"mul_dy_pb_l{l}", PB, v[f"dyb{l}"], k2)
+        v = level(v, new)
 
         # L4
+        new = {}
         for l in range(G):
             if cfg.grad == "range":
                 hi = v[f"ismax{l}"] & ~v[f"ismin{l}"]
@@ -311,27 +332,28 @@ class Normalize(wiring.Component):
                 c = cst[f"c0_b{l}"]
             if share:
                 dx = kind == KIND_DX
-                v[f"u{l}"] = v[f"y{l}"] = fp_add(m, f"addsub_l{l}", PB,
+                new[f"u{l}"] = new[f"y{l}"] = ladd(m, f"addsub_l{l}", PB,
                                                  Mux(dx, v[f"m2{l}"], v[f"ma{l}"] if onto_grid_applies(PB, P) else
                                fp_convert(m, f"cv_ma_pb_l{l}", P, PB, v[f"ma{l}"])),
                                                  Mux(dx, c, cst[f"b_f{l}"]), sub=dx)
             elif nested:
                 dx = kind == KIND_DX
-                u = fp_add(m, f"addsub_pb_l{l}", PB,
+                u = ladd(m, f"addsub_pb_l{l}", PB,
                            Mux(dx, v[f"m2{l}"], v[f"ma{l}"] if onto_grid_applies(PB, P) else
                                fp_convert(m, f"cv_ma_pb_l{l}", P, PB, v[f"ma{l}"])),
                            Mux(dx, c, cst[f"b_fb{l}"]), sub=dx)
-                v[f"u{l}"] = u
-                v[f"y{l}"] = fp_convert(m, f"cv_y_p_l{l}", PB, P, u)
+                new[f"u{l}"] = u
+                new[f"y{l}"] = fp_convert(m, f"cv_y_p_l{l}", PB, P, u)
             else:
-                v[f"u{l}"] = fp_sub(m, f"sub_c0_pb_l{l}", PB, v[f"m2{l}"], c)
-        v = cut(v, lvl)
+                new[f"u{l}"] = lsub(m, f"sub_c0_pb_l{l}", PB, v[f"m2{l}"], c)
+        v = level(v, new)
 
         # L5
         if cfg.grad == "bn":
+            new = {}
             for l in range(G):
-                v[f"dx{l}"] = fp_sub(m, f"sub_c1_pb_l{l}", PB, v[f"u{l}"], v[f"m1{l}"])
-            v = cut(v, lvl)
+                new[f"dx{l}"] = lsub(m, f"sub_c1_pb_l{l}", PB, v[f"u{l}"], v[f"m1{l}"])
+            v = level(v, new)
         else:
             for l in range(G):
                 v[f"dx{l}"] = v[f"u{l}"]
